@@ -1,0 +1,188 @@
+// Command argovisor runs bare-metal guest kernels as KVM domains.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/argovisor/argovisor/vmm"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a domain failed, crashed or timed out
+	exitUsage   = 2 // bad usage, config, kernel or /dev/kvm
+)
+
+const usage = `argovisor — a KVM micro-hypervisor for small guest kernels
+
+Usage:
+  argovisor run [--timeout DUR] [--trace-hypercalls] CONFIG.toml
+  argovisor version
+  argovisor help
+
+run boots every domain of CONFIG.toml, prints each console line as
+"[name] line" and one summary line per domain when all have ended.
+Relative kernel paths in the config are resolved against the config
+file's directory.
+
+Environment:
+  ARGOVISOR_KVM_DEVICE  KVM device to use instead of /dev/kvm
+
+Exit status: 0 if every domain exited with status 0; 1 if any exited
+non-zero, crashed or timed out; 2 for bad usage, a bad config, an
+unusable kernel file, or no usable /dev/kvm.
+
+Examples:
+  argovisor run examples/hello.toml
+  argovisor run --timeout 10s examples/hello.toml
+  argovisor run --trace-hypercalls examples/hello.toml
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "argovisor %s\n", version)
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "argovisor: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	timeout := fs.Duration("timeout", 0, "stop every domain still running after `DUR` (0: no limit)")
+	trace := fs.Bool("trace-hypercalls", false, "print every hypercall with its arguments and result to stderr")
+	// Accept flags before and after the config path.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "argovisor run: want exactly one CONFIG.toml, got %d arguments\n", len(pos))
+		return exitUsage
+	}
+	if *timeout < 0 {
+		fmt.Fprintln(stderr, "argovisor run: --timeout must not be negative")
+		return exitUsage
+	}
+	cfg, err := vmm.LoadConfig(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "argovisor: %v\n", err)
+		return exitUsage
+	}
+	opts := vmm.Options{Console: consoleTo(stdout), KVMPath: os.Getenv("ARGOVISOR_KVM_DEVICE")}
+	if *trace {
+		opts.TraceHypercalls = stderr
+	}
+	v, err := vmm.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "argovisor: no usable KVM: %v\n", err)
+		return exitUsage
+	}
+	defer v.Close()
+
+	var domains []*vmm.Domain
+	for _, dc := range cfg.Domains {
+		d, err := v.CreateDomain(dc)
+		if err != nil {
+			fmt.Fprintf(stderr, "argovisor: %v\n", err)
+			if errors.Is(err, vmm.ErrBadKernel) {
+				return exitUsage
+			}
+			return exitFailure
+		}
+		domains = append(domains, d)
+	}
+	for _, d := range domains {
+		if err := d.Start(); err != nil {
+			fmt.Fprintf(stderr, "argovisor: start %s: %v\n", d.Name(), err)
+			return exitFailure
+		}
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var deadline <-chan time.Time
+	if *timeout > 0 {
+		t := time.NewTimer(*timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	allDone := make(chan struct{})
+	go func() {
+		for _, d := range domains {
+			<-d.Done()
+		}
+		close(allDone)
+	}()
+	select {
+	case <-allDone:
+	case <-deadline:
+		for _, d := range domains {
+			d.Stop(fmt.Sprintf("timed out after %v", *timeout))
+		}
+	case s := <-sigs:
+		for _, d := range domains {
+			d.Stop(fmt.Sprintf("interrupted by %v", s))
+		}
+	}
+	<-allDone
+
+	code := exitOK
+	for _, d := range domains {
+		r := d.Wait()
+		fmt.Fprintf(stdout, "argovisor: %s (domain %d): %v\n", d.Name(), d.ID(), r)
+		if r.Fault != nil {
+			fmt.Fprintln(stdout, r.Fault.RegisterDump())
+		}
+		if !r.OK() {
+			code = exitFailure
+		}
+	}
+	return code
+}
+
+// consoleTo prints console lines to w. The VMM serialises calls.
+func consoleTo(w io.Writer) func(*vmm.Domain, string) {
+	return func(d *vmm.Domain, line string) {
+		fmt.Fprintf(w, "[%s] %s\n", d.Name(), line)
+	}
+}
+

@@ -1,0 +1,260 @@
+/*
+ * fw.c - boot sequence, boot info, params, page allocator, SMP mailbox,
+ * exit.
+ */
+#include "fw.h"
+
+struct fw_percpu fw_percpu[GUEST_MAX_CPUS];
+struct fw_state fw;
+
+/* Explicitly in .data: used before (and while) .bss is cleared, and their
+ * defaults must survive that. */
+__attribute__((section(".data"))) uint16_t fw_serial_port = GUEST_SERIAL_PORT;
+__attribute__((section(".data"))) uint16_t fw_exit_port = GUEST_EXIT_PORT;
+__attribute__((section(".data"))) uint16_t fw_crash_port = GUEST_CRASH_PORT;
+
+/* APs that have loaded the IDT and enabled their LAPIC (so they can take
+ * the wake-up IPI). */
+static volatile uint32_t cpus_online;
+
+/* ---- boot info ------------------------------------------------------------------ */
+
+static void parse_bootinfo(const struct fw_bootinfo *bi)
+{
+    fw.bi = bi;
+    fw.ncpus = 1;
+    fw.virq_vector = GUEST_VIRQ_VECTOR;
+
+    if (bi->magic != GUEST_BOOTINFO_MAGIC || bi->version < 1)
+        return;
+
+    fw.bootinfo_ok = 1;
+    fw.domid = bi->domid;
+    fw.ncpus = bi->ncpus;
+    if (fw.ncpus == 0)
+        fw.ncpus = 1;
+    if (fw.ncpus > GUEST_MAX_CPUS)
+        fw.ncpus = GUEST_MAX_CPUS;
+    /* The VIRQ vector must not collide with exceptions, the IPI or the
+     * spurious vector. */
+    if (bi->virq_vector >= 0x20 && bi->virq_vector < 0xFF &&
+        bi->virq_vector != GUEST_IPI_VECTOR)
+        fw.virq_vector = bi->virq_vector;
+    fw.ram_size = bi->ram_size;
+    if (bi->serial_port)
+        fw_serial_port = bi->serial_port;
+    if (bi->exit_port)
+        fw_exit_port = bi->exit_port;
+    if (bi->crash_port)
+        fw_crash_port = bi->crash_port;
+    fw.params = bi->params;
+    fw.params_len = bi->params_len > FW_PARAMS_MAX ? FW_PARAMS_MAX : bi->params_len;
+
+    /* Heap: never below the end of the kernel image, never into the vCPU
+     * stacks at the top of RAM. */
+    uint64_t start = bi->heap_start;
+    uint64_t end = bi->heap_end;
+    uint64_t kend = ((uint64_t)(uintptr_t)_end + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1);
+    if (start < kend)
+        start = kend;
+    if (bi->ram_size > (uint64_t)bi->ncpus * 32768) {
+        uint64_t stacks = bi->ram_size - (uint64_t)bi->ncpus * 32768;
+        if (end > stacks)
+            end = stacks;
+    }
+    fw_alloc_init(start, end);
+}
+
+uint16_t guest_domid(void)
+{
+    return fw.domid;
+}
+
+unsigned guest_cpu_id(void)
+{
+    unsigned id;
+    __asm__("movl %%gs:0, %0" : "=r"(id));
+    return id;
+}
+
+unsigned guest_cpu_count(void)
+{
+    return fw.ncpus;
+}
+
+uint64_t guest_ram_size(void)
+{
+    return fw.ram_size;
+}
+
+/* params: "key\0value\0" pairs, ended by an empty key. Every read stays
+ * inside params_len bytes. */
+const char *guest_param(const char *key)
+{
+    if (!key || !fw.params)
+        return NULL;
+
+    const char *p = fw.params;
+    const char *end = fw.params + fw.params_len;
+
+    while (p < end && *p) {
+        const char *k = p;
+        while (p < end && *p)
+            p++;
+        if (p >= end)
+            return NULL;        /* unterminated key */
+        p++;
+        const char *v = p;
+        while (p < end && *p)
+            p++;
+        if (p >= end)
+            return NULL;        /* unterminated value */
+        p++;
+        if (guest_strcmp(k, key) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* ---- page allocator ------------------------------------------------------------------ */
+
+static fw_lock_t alloc_lock;
+static uint64_t heap_next, heap_limit;
+
+void fw_alloc_init(uint64_t start, uint64_t end)
+{
+    start = (start + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1);
+    end &= ~(GUEST_PAGE_SIZE - 1);
+    if (end < start)
+        end = start;
+    heap_next = start;
+    heap_limit = end;
+}
+
+void *guest_alloc_pages(size_t npages)
+{
+    if (npages == 0 || npages > (heap_limit >> 12))
+        return NULL;
+
+    uint64_t bytes = (uint64_t)npages * GUEST_PAGE_SIZE;
+    uint64_t addr = 0;
+    unsigned long flags = fw_irq_save();
+
+    fw_lock(&alloc_lock);
+    if (heap_limit - heap_next >= bytes) {
+        addr = heap_next;
+        heap_next += bytes;
+    }
+    fw_unlock(&alloc_lock);
+    fw_irq_restore(flags);
+
+    if (!addr)
+        return NULL;
+    /* Zero outside the lock: the range is ours alone now. */
+    return memset((void *)(uintptr_t)addr, 0, bytes);
+}
+
+uint64_t guest_virt_to_phys(const void *p)
+{
+    return (uint64_t)(uintptr_t)p;
+}
+
+uint64_t guest_rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* ---- exit ----------------------------------------------------------------------------- */
+
+void guest_exit(int status)
+{
+    __asm__ volatile("outl %%eax, %%dx"
+                     : : "a"((uint32_t)status), "d"(fw_exit_port)
+                     : "memory");
+    /* The VMM stops the domain; if it ever returns here, stay put. */
+    for (;;)
+        __asm__ volatile("cli\n\thlt" : : : "memory");
+}
+
+/* ---- SMP ---------------------------------------------------------------------------------- */
+
+/* Work posted by guest_run_on_cpus: an AP runs fn once for every new
+ * generation it sees and then bumps acks. */
+static struct {
+    void (*volatile fn)(unsigned cpu);
+    volatile uint64_t generation;
+    volatile uint32_t acks;
+} mailbox __attribute__((aligned(64)));
+
+int guest_run_on_cpus(void (*fn)(unsigned cpu))
+{
+    unsigned n = fw.ncpus;
+
+    if (guest_cpu_id() != 0)
+        return -1;
+    if (n <= 1 || !fn)
+        return 0;
+
+    /* An AP whose LAPIC is still software-disabled would drop the IPI. */
+    while (__atomic_load_n(&cpus_online, __ATOMIC_ACQUIRE) < n - 1)
+        guest_cpu_relax();
+
+    __atomic_store_n(&mailbox.acks, 0, __ATOMIC_RELAXED);
+    mailbox.fn = fn;
+    /* Publishing the new generation releases fn and the cleared acks. */
+    __atomic_store_n(&mailbox.generation, mailbox.generation + 1, __ATOMIC_RELEASE);
+
+    for (unsigned cpu = 1; cpu < n; cpu++)
+        fw_lapic_send_ipi(cpu, GUEST_IPI_VECTOR);
+
+    while (__atomic_load_n(&mailbox.acks, __ATOMIC_ACQUIRE) < n - 1)
+        guest_cpu_relax();
+    return (int)(n - 1);
+}
+
+/* ---- boot ------------------------------------------------------------------------------------ */
+
+void fw_bsp_init(unsigned cpu, const struct fw_bootinfo *bi)
+{
+    (void)cpu;
+    parse_bootinfo(bi);
+    fw_idt_init(fw.virq_vector);
+    fw_idt_load();
+    fw_lapic_enable();
+
+    /* Let the APs go: .bss is clear, the IDT and the boot state are ready. */
+    __atomic_store_n(&fw_boot_ready, 1, __ATOMIC_RELEASE);
+
+    if (!fw.bootinfo_ok) {
+        guest_printf("argovisor firmware: bad boot info at %p (magic 0x%lx)\n",
+                     (const void *)bi, (unsigned long)bi->magic);
+        guest_exit(255);
+    }
+}
+
+void fw_ap_main(unsigned cpu)
+{
+    uint64_t seen = 0;
+
+    fw_idt_load();
+    fw_lapic_enable();
+    __atomic_add_fetch(&cpus_online, 1, __ATOMIC_RELEASE);
+
+    /* Idle loop, interrupts off except inside "sti; hlt". A wake-up IPI
+     * that arrives between the mailbox check and the HLT is still pending
+     * when STI opens the window, so it ends the HLT: no lost wake-ups. */
+    for (;;) {
+        uint64_t gen = __atomic_load_n(&mailbox.generation, __ATOMIC_ACQUIRE);
+        if (gen != seen) {
+            seen = gen;
+            void (*fn)(unsigned) = mailbox.fn;
+            if (fn)
+                fn(cpu);
+            __atomic_add_fetch(&mailbox.acks, 1, __ATOMIC_RELEASE);
+            continue;
+        }
+        __asm__ volatile("sti\n\thlt\n\tcli" : : : "memory");
+    }
+}

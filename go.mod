@@ -1,0 +1,9 @@
+module github.com/argovisor/argovisor
+
+go 1.26.3
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/bobuhiro11/gokvm v0.0.8-0.20231003020000-f53faca69d28
+	golang.org/x/sys v0.49.0
+)

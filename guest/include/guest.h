@@ -1,0 +1,248 @@
+/*
+ * guest.h - the interface between argovisor guest programs and the firmware.
+ *
+ * Every guest program is one domain kernel: it defines guest_main() and is
+ * linked with the firmware objects (everything under build/firmware). The firmware brings
+ * up every vCPU, installs an IDT, enables the local APICs, parses the boot
+ * info block the VMM wrote at GPA 0x1000 and then calls guest_main() on
+ * vCPU 0. The other vCPUs idle until guest_run_on_cpus() hands them work.
+ *
+ * The names in this file are a contract used by tests outside the tree;
+ * do not rename them.
+ *
+ * Environment: freestanding, no SSE (-mgeneral-regs-only), no heap other
+ * than guest_alloc_pages(), single address space identity mapped below 4 GiB.
+ *
+ * Atomics: use the GCC __atomic builtins directly (for example
+ * __atomic_fetch_or(&mask, bit, __ATOMIC_SEQ_CST)); the guest_atomic_*
+ * helpers below are thin wrappers for the common cases.
+ */
+#ifndef ARGOVISOR_GUEST_H
+#define ARGOVISOR_GUEST_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdarg.h>
+
+/* ---- ports and fixed numbers (see docs/memory-layout.md) ---------------- */
+
+#define GUEST_SERIAL_PORT     0x3F8 /* console transmit (byte / rep outsb) */
+#define GUEST_EXIT_PORT       0xF4  /* 32-bit OUT: exit status */
+#define GUEST_CRASH_PORT      0xF5  /* 32-bit OUT: crash report (vector, RDI=frame) */
+#define GUEST_HYPERCALL_PORT  0xF6  /* 32-bit OUT: hypercall, nr in EAX */
+
+#define GUEST_BOOTINFO_ADDR   0x1000UL
+#define GUEST_BOOTINFO_MAGIC  0x544F4F424F475241ULL /* "ARGOBOOT" */
+#define GUEST_KERNEL_BASE     0x100000UL
+#define GUEST_PAGE_SIZE       4096UL
+#define GUEST_LAPIC_BASE      0xFEE00000UL
+
+#define GUEST_VIRQ_VECTOR     0x30  /* default; the boot info carries the real one */
+#define GUEST_IPI_VECTOR      0x31  /* used by guest_run_on_cpus */
+#define GUEST_SPURIOUS_VECTOR 0xFF
+
+#define GUEST_MAX_CPUS        64    /* the firmware drives at most this many vCPUs */
+
+/* ---- program entry / exit ----------------------------------------------- */
+
+/* Defined by each guest program; runs on vCPU 0. Its return value is the
+ * domain's exit status. */
+int guest_main(void);
+
+/* Report `status` to the VMM (32-bit OUT to the exit port) and stop. */
+__attribute__((noreturn)) void guest_exit(int status);
+
+/* ---- console ------------------------------------------------------------- */
+
+/* Write s followed by a newline. One call never interleaves with output of
+ * another vCPU. */
+void guest_puts(const char *s);
+
+/* printf subset: %d %i %u %x %X %o %c %s %p %% with the length modifiers
+ * hh h l ll z t j, flags '-' '0' '+' ' ', a field width and a precision
+ * (also as '*'). Returns the number of characters written. */
+int guest_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int guest_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* Same formatting into a buffer; always NUL-terminates when size > 0 and
+ * returns the length the full output would have had. */
+int guest_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/* ---- domain / vCPU information -------------------------------------------- */
+
+uint16_t guest_domid(void);
+unsigned guest_cpu_id(void);      /* index of the calling vCPU (= APIC ID) */
+unsigned guest_cpu_count(void);   /* number of vCPUs (capped at GUEST_MAX_CPUS) */
+uint64_t guest_ram_size(void);
+
+/* Value of `key` in the boot-info params block, or NULL if absent. */
+const char *guest_param(const char *key);
+
+/* ---- memory --------------------------------------------------------------- */
+
+/* npages contiguous 4 KiB pages, 4 KiB aligned and zero-filled; NULL when the
+ * heap is exhausted (or npages == 0). Safe to call from any vCPU. There is no
+ * free. */
+void *guest_alloc_pages(size_t npages);
+
+/* Guest-physical address of a guest pointer (identity map below 4 GiB). */
+uint64_t guest_virt_to_phys(const void *p);
+
+/* ---- interrupts / SMP ------------------------------------------------------- */
+
+/* Handler called (with interrupts disabled) for every VIRQ delivered to the
+ * calling domain; NULL removes it. */
+void guest_set_virq_handler(void (*handler)(void));
+
+/* Enable interrupts, halt until one has been handled, disable them again.
+ * The STI shadow makes "check condition, then wait" free of lost wake-ups
+ * as long as the condition is checked with interrupts disabled. */
+void guest_wait_for_interrupt(void);
+
+/* Run fn(cpu) once on every vCPU except the caller and wait until all of
+ * them have finished. Must be called from vCPU 0. Returns the number of vCPUs
+ * that ran fn (0 when the domain has a single vCPU), or -1 when called from
+ * another vCPU. fn runs with interrupts disabled. */
+int guest_run_on_cpus(void (*fn)(unsigned cpu));
+
+uint64_t guest_rdtsc(void);
+
+/* ---- small string / memory helpers (also available as plain memcpy,
+ *      memset, memmove, memcmp) ---------------------------------------------- */
+
+void *guest_memcpy(void *dst, const void *src, size_t n);
+void *guest_memmove(void *dst, const void *src, size_t n);
+void *guest_memset(void *dst, int c, size_t n);
+int guest_memcmp(const void *a, const void *b, size_t n);
+size_t guest_strlen(const char *s);
+int guest_strcmp(const char *a, const char *b);
+int guest_strncmp(const char *a, const char *b, size_t n);
+
+/* Decimal string to integer: optional leading blanks and sign, stops at the
+ * first non-digit; "0x" prefixed values are read as hexadecimal. */
+long guest_strtol(const char *s, const char **end);
+int guest_atoi(const char *s);
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+
+/* ---- port I/O and CPU helpers -------------------------------------------------- */
+
+static inline void guest_outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline uint8_t guest_inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    return v;
+}
+
+static inline void guest_outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline uint32_t guest_inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    return v;
+}
+
+static inline void guest_cpu_relax(void)
+{
+    __asm__ volatile("pause" : : : "memory");
+}
+
+static inline void guest_barrier(void)
+{
+    __asm__ volatile("" : : : "memory");
+}
+
+/*
+ * Hypercall: 32-bit OUT to GUEST_HYPERCALL_PORT with the number in RAX and
+ * the arguments in RDI, RSI, RDX, R10, R8; the result comes back in RAX.
+ * The argument registers are declared as read/write so that the compiler
+ * never relies on the VMM preserving them.
+ */
+static inline long guest_hypercall(unsigned long nr, unsigned long a1,
+                                   unsigned long a2, unsigned long a3,
+                                   unsigned long a4, unsigned long a5)
+{
+    register unsigned long r10 __asm__("r10") = a4;
+    register unsigned long r8 __asm__("r8") = a5;
+    unsigned long rax = nr;
+
+    __asm__ volatile("outl %%eax, %[port]"
+                     : "+a"(rax), "+D"(a1), "+S"(a2), "+d"(a3),
+                       "+r"(r10), "+r"(r8)
+                     : [port] "N"(GUEST_HYPERCALL_PORT)
+                     : "memory");
+    return (long)rax;
+}
+
+/* ---- atomics (wrappers around the __atomic builtins) ---------------------------- */
+
+static inline uint64_t guest_atomic_load64(const volatile uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void guest_atomic_store64(volatile uint64_t *p, uint64_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t guest_atomic_add64(volatile uint64_t *p, uint64_t v)
+{
+    return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); /* returns the new value */
+}
+
+static inline uint64_t guest_atomic_or64(volatile uint64_t *p, uint64_t v)
+{
+    return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); /* returns the old value */
+}
+
+static inline int guest_atomic_cas64(volatile uint64_t *p, uint64_t expected,
+                                     uint64_t desired)
+{
+    return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t guest_atomic_add32(volatile uint32_t *p, uint32_t v)
+{
+    return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
+}
+
+/* A plain test-and-set spinlock for guest programs. It does not touch the
+ * interrupt flag: do not take it both in a VIRQ handler and with interrupts
+ * enabled on the same vCPU. */
+typedef struct {
+    volatile uint32_t locked;
+} guest_spinlock_t;
+
+#define GUEST_SPINLOCK_INIT { 0 }
+
+static inline void guest_spin_lock(guest_spinlock_t *l)
+{
+    while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE) != 0) {
+        while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED) != 0)
+            guest_cpu_relax();
+    }
+}
+
+static inline void guest_spin_unlock(guest_spinlock_t *l)
+{
+    __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+}
+
+#endif /* ARGOVISOR_GUEST_H */

@@ -1,0 +1,80 @@
+package kvm
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"unsafe"
+)
+
+// The expected values come from linux/kvm.h (6.1 UAPI, x86-64), computed
+// with the kernel's _IOW/_IOR macros by a C compiler.
+func TestIoctlNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  uintptr
+		want uintptr
+	}{
+		{"KVM_RUN", ioctlRun, 0xae80},
+		{"KVM_IRQ_LINE", ioctlIRQLine, 0x4008ae61},
+		{"KVM_IRQFD", ioctlIRQFD, 0x4020ae76},
+		{"KVM_IOEVENTFD", ioctlIOEventFD, 0x4040ae79},
+		{"KVM_SIGNAL_MSI", ioctlSignalMSI, 0x4020aea5},
+		{"KVM_ENABLE_CAP", ioctlEnableCap, 0x4068aea3},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %#x, want %#x", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestStructLayout(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"sizeof(kvm_run)", unsafe.Sizeof(Run{}), 2352},
+		{"offsetof(kvm_run, kvm_valid_regs)", unsafe.Offsetof(Run{}.ValidRegs), 288},
+		{"offsetof(kvm_run, s)", unsafe.Offsetof(Run{}.Sync), 304},
+		{"offsetof(kvm_sync_regs, sregs)", unsafe.Offsetof(SyncRegs{}.Sregs), 144},
+		{"sizeof(kvm_regs)", unsafe.Sizeof(Regs{}), 144},
+		{"sizeof(kvm_sregs)", unsafe.Sizeof(Sregs{}), 312},
+		{"sizeof(kvm_msi)", unsafe.Sizeof(msi{}), 32},
+		{"sizeof(kvm_irqfd)", unsafe.Sizeof(irqfd{}), 32},
+		{"sizeof(kvm_ioeventfd)", unsafe.Sizeof(ioeventfd{}), 64},
+		{"sizeof(kvm_enable_cap)", unsafe.Sizeof(enableCap{}), 104},
+		{"offsetof(kvm_run.mmio, len)", unsafe.Offsetof(runMMIO{}.Len), 16},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %d, want %d", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestOpenSystemErrors(t *testing.T) {
+	_, err := OpenSystem("/nonexistent/kvm")
+	if !errors.Is(err, ErrNoDevice) {
+		t.Errorf("missing device: got %v, want ErrNoDevice", err)
+	}
+	// A regular file is not a KVM device: the version ioctl fails.
+	f, err := os.CreateTemp(t.TempDir(), "notkvm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := OpenSystem(f.Name()); err == nil {
+		t.Error("a regular file was accepted as /dev/kvm")
+	}
+}
+
+func TestNames(t *testing.T) {
+	if got := CapSyncRegs.String(); got != "KVM_CAP_SYNC_REGS" {
+		t.Errorf("CapSyncRegs = %q", got)
+	}
+	if got := Capability(999).String(); got != "KVM_CAP_999" {
+		t.Errorf("Capability(999) = %q", got)
+	}
+	if got := ExitShutdown.String(); got != "KVM_EXIT_SHUTDOWN" {
+		t.Errorf("ExitShutdown = %q", got)
+	}
+}

@@ -1,0 +1,123 @@
+package test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// hugeBSSELF is a valid x86-64 executable whose one segment needs 64 MiB at
+// the kernel base, more than a 16 MiB domain has.
+func hugeBSSELF() []byte {
+	le := binary.LittleEndian
+	b := make([]byte, 64+56+16)
+	copy(b, "\x7fELF\x02\x01\x01")
+	le.PutUint16(b[16:], 2)  // ET_EXEC
+	le.PutUint16(b[18:], 62) // EM_X86_64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[24:], 0x100000)
+	le.PutUint64(b[32:], 64)
+	le.PutUint16(b[52:], 64)
+	le.PutUint16(b[54:], 56)
+	le.PutUint16(b[56:], 1)
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1)   // PT_LOAD
+	le.PutUint32(ph[4:], 5)   // R+X
+	le.PutUint64(ph[8:], 120) // offset
+	le.PutUint64(ph[16:], 0x100000)
+	le.PutUint64(ph[24:], 0x100000)
+	le.PutUint64(ph[32:], 16)
+	le.PutUint64(ph[40:], 64<<20)
+	return b
+}
+
+func TestCLIBadInputs(t *testing.T) {
+	requireKVM(t)
+	dir := t.TempDir()
+	notELF := writeFile(t, dir, "notelf.elf", "#!/bin/sh\necho I am not a kernel\n")
+	huge := filepath.Join(dir, "huge.elf")
+	if err := os.WriteFile(huge, hugeBSSELF(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hello := guest("hello")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		config string
+		want   string
+	}{
+		{"no arguments", nil, "", "Usage"},
+		{"unknown command", []string{"frobnicate"}, "", "unknown command"},
+		{"run without config", []string{"run"}, "", "exactly one CONFIG"},
+		{"bad flag", []string{"run", "--bogus"}, "", "bogus"},
+		{"bad timeout", []string{"run", "--timeout", "soon"}, "", "invalid value"},
+		{"missing config", []string{"run", filepath.Join(dir, "nope.toml")}, "", "no such file"},
+		{"missing kernel", nil, domainTOML("a", filepath.Join(dir, "missing.elf"), "16M", 1, nil), "missing.elf"},
+		{"not ELF", nil, domainTOML("a", notELF, "16M", 1, nil), "not an ELF file"},
+		{"segment outside RAM", nil, domainTOML("a", huge, "16M", 1, nil), "outside guest RAM"},
+		{"duplicate names", nil, domainTOML("a", hello, "16M", 1, nil) + domainTOML("a", hello, "16M", 1, nil), "duplicate domain name"},
+		{"zero memory", nil, domainTOML("a", hello, "0", 1, nil), "memory is zero"},
+		{"bad TOML", nil, "[[domain]\n", "invalid configuration"},
+	} {
+		args := tc.args
+		if tc.config != "" {
+			args = []string{"run", writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.config)}
+		}
+		r := runCLI(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: want exit 2 and stderr mentioning %q, got:\n%v", tc.name, tc.want, r)
+		}
+	}
+}
+
+func TestCLIUnusableKVM(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.toml", domainTOML("a", guest("hello"), "16M", 1, nil))
+	t.Setenv("ARGOVISOR_KVM_DEVICE", filepath.Join(dir, "no-kvm"))
+	r := runCLI(t, "run", cfg)
+	if r.code != 2 || !strings.Contains(r.stderr, "KVM device not found") {
+		t.Errorf("missing device: want exit 2 naming it, got:\n%v", r)
+	}
+	// A file we may not open: permission denied (unless running as root,
+	// which bypasses file modes).
+	if os.Geteuid() != 0 {
+		locked := writeFile(t, dir, "locked", "")
+		os.Chmod(locked, 0)
+		t.Setenv("ARGOVISOR_KVM_DEVICE", locked)
+		if r := runCLI(t, "run", cfg); r.code != 2 || !strings.Contains(r.stderr, "permission denied") {
+			t.Errorf("unreadable device: want exit 2 naming permission, got:\n%v", r)
+		}
+	}
+	// Not a KVM device at all.
+	t.Setenv("ARGOVISOR_KVM_DEVICE", cfg)
+	if r := runCLI(t, "run", cfg); r.code != 2 || !strings.Contains(r.stderr, "no usable KVM") {
+		t.Errorf("regular file as device: want exit 2, got:\n%v", r)
+	}
+}
+
+func TestCLIVersionAndHelp(t *testing.T) {
+	r := runCLI(t, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "argovisor ") {
+		t.Errorf("version: %v", r)
+	}
+	r = runCLI(t, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+		t.Errorf("--help: %v", r)
+	}
+}
+
+func TestCLITraceHypercalls(t *testing.T) {
+	requireKVM(t)
+	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("hc", guest("hypercall"), "16M", 1, nil))
+	r := runCLI(t, "run", "--trace-hypercalls", "--timeout", "60s", cfg)
+	if r.code != 0 || !strings.Contains(r.stderr, "[hc] vcpu0 null(0x1, 0x2, 0x3, 0x4, 0x5) = 0") ||
+		!strings.Contains(r.stderr, "hypercall_99(0x0, 0x0, 0x0, 0x0, 0x0) = -38") {
+		t.Fatalf("trace missing:\n%v", r)
+	}
+	if !bytes.Contains([]byte(r.stdout), []byte("null=0 unknown=-38")) {
+		t.Fatalf("guest output missing:\n%v", r)
+	}
+}

@@ -1,0 +1,211 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/argovisor/argovisor/vmm"
+)
+
+var (
+	repoRoot string // the repository root
+	cliPath  string // the argovisor binary built for these tests
+)
+
+func TestMain(m *testing.M) {
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	repoRoot = filepath.Dir(wd)
+	// Build the guests (a no-op when make test already did) and the CLI.
+	if out, err := exec.Command("make", "-C", repoRoot, "guests").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "make guests: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	tmp, err := os.MkdirTemp("", "argovisor-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	cliPath = filepath.Join(tmp, "argovisor")
+	build := exec.Command("go", "build", "-race", "-o", cliPath, "./cmd/argovisor")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// requireKVM skips the test when /dev/kvm cannot be opened, loudly, and
+// fails it instead under CI, where KVM tests must run.
+func requireKVM(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err == nil {
+		f.Close()
+		return
+	}
+	msg := fmt.Sprintf("KVM TEST NOT RUN: /dev/kvm unusable (%v)", err)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " — CI must have /dev/kvm")
+	}
+	t.Skip("!!!!! " + msg + " !!!!!")
+}
+
+// guest returns the path of a built guest program.
+func guest(name string) string {
+	return filepath.Join(repoRoot, "build", "guests", name+".elf")
+}
+
+// console collects console lines per domain.
+type console struct {
+	mu    sync.Mutex
+	lines map[string][]string
+	all   []string
+}
+
+func (c *console) sink(d *vmm.Domain, line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lines == nil {
+		c.lines = map[string][]string{}
+	}
+	c.lines[d.Name()] = append(c.lines[d.Name()], line)
+	c.all = append(c.all, "["+d.Name()+"] "+line)
+}
+
+func (c *console) of(name string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.lines[name]...)
+}
+
+func (c *console) has(name, sub string) bool {
+	for _, l := range c.of(name) {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *console) dump() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.all, "\n")
+}
+
+// newVMM makes a VMM whose console lines go to c; it is closed with the
+// test.
+func newVMM(t testing.TB, c *console) *vmm.VMM {
+	t.Helper()
+	requireKVM(t)
+	v, err := vmm.New(vmm.Options{Console: c.sink})
+	if err != nil {
+		t.Fatalf("vmm.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(); err != nil {
+			t.Errorf("VMM.Close: %v", err)
+		}
+	})
+	return v
+}
+
+// boot creates and starts one domain.
+func boot(t testing.TB, v *vmm.VMM, cfg vmm.DomainConfig) *vmm.Domain {
+	t.Helper()
+	if cfg.Memory == 0 {
+		cfg.Memory = 16 << 20
+	}
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	d, err := v.CreateDomain(cfg)
+	if err != nil {
+		t.Fatalf("CreateDomain(%s): %v", cfg.Name, err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatalf("Start(%s): %v", cfg.Name, err)
+	}
+	return d
+}
+
+// waitResult waits for a domain to end, failing the test after limit.
+func waitResult(t testing.TB, d *vmm.Domain, limit time.Duration) vmm.Result {
+	t.Helper()
+	select {
+	case <-d.Done():
+		return d.Result()
+	case <-time.After(limit):
+		d.Stop("test deadline")
+		<-d.Done()
+		t.Fatalf("domain %s still running after %v", d.Name(), limit)
+	}
+	return vmm.Result{}
+}
+
+// cliResult is one run of the argovisor binary.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runCLI runs the argovisor binary.
+func runCLI(t testing.TB, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(cliPath, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run argovisor: %v", err)
+	}
+	r := cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+	if strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "DATA RACE") {
+		t.Fatalf("argovisor panicked or raced:\n%v", r)
+	}
+	return r
+}
+
+// writeFile writes a file in dir and returns its path.
+func writeFile(t testing.TB, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// domainTOML renders one [[domain]] table.
+func domainTOML(name, kernel, memory string, vcpus int, params map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[[domain]]\nname = %q\nkernel = %q\nmemory = %q\nvcpus = %d\n", name, kernel, memory, vcpus)
+	if len(params) > 0 {
+		b.WriteString("[domain.params]\n")
+		for k, v := range params {
+			fmt.Fprintf(&b, "%s = %q\n", k, v)
+		}
+	}
+	return b.String()
+}

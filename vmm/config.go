@@ -1,0 +1,191 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrBadConfig marks every configuration error.
+var ErrBadConfig = errors.New("invalid configuration")
+
+// Config is a parsed configuration file: the domains to run, in order.
+type Config struct {
+	Path    string
+	Domains []DomainConfig
+}
+
+// Default values for optional domain keys.
+const (
+	DefaultVCPUs = 1
+)
+
+type fileDomain struct {
+	Name   string         `toml:"name"`
+	Kernel string         `toml:"kernel"`
+	Memory any            `toml:"memory"`
+	VCPUs  *int64         `toml:"vcpus"`
+	Params map[string]any `toml:"params"`
+}
+
+type fileConfig struct {
+	Domain []fileDomain `toml:"domain"`
+}
+
+// LoadConfig reads and validates a TOML configuration file. Relative kernel
+// paths are resolved against the directory holding the file. Every error
+// wraps ErrBadConfig and names the file, and the domain when there is one.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig for data already read from path.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrBadConfig, path, fmt.Sprintf(format, a...))
+	}
+	var fc fileConfig
+	md, err := toml.Decode(string(data), &fc)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, bad("unknown key(s): %s", strings.Join(keys, ", "))
+	}
+	if len(fc.Domain) == 0 {
+		return nil, bad("no [[domain]] tables")
+	}
+	dir := filepath.Dir(path)
+	cfg := &Config{Path: path}
+	seen := map[string]bool{}
+	for i, fd := range fc.Domain {
+		where := fmt.Sprintf("domain %d", i+1)
+		if fd.Name != "" {
+			where = fmt.Sprintf("domain %q", fd.Name)
+		}
+		switch {
+		case fd.Name == "":
+			return nil, bad("%s: missing name", where)
+		case strings.ContainsAny(fd.Name, " \t\n[]\"'/"):
+			return nil, bad("%s: name may not contain spaces, quotes, brackets or slashes", where)
+		case seen[fd.Name]:
+			return nil, bad("%s: duplicate domain name", where)
+		}
+		seen[fd.Name] = true
+		if fd.Kernel == "" {
+			return nil, bad("%s: missing kernel", where)
+		}
+		kernel := fd.Kernel
+		if !filepath.IsAbs(kernel) {
+			kernel = filepath.Join(dir, kernel)
+		}
+		if st, err := os.Stat(kernel); err != nil {
+			return nil, bad("%s: kernel %s: %v", where, kernel, errors.Unwrap(err))
+		} else if !st.Mode().IsRegular() {
+			return nil, bad("%s: kernel %s is not a regular file", where, kernel)
+		}
+		if fd.Memory == nil {
+			return nil, bad("%s: missing memory (e.g. memory = \"16M\")", where)
+		}
+		mem, err := parseMemory(fd.Memory)
+		if err != nil {
+			return nil, bad("%s: memory: %v", where, err)
+		}
+		if mem == 0 {
+			return nil, bad("%s: memory is zero", where)
+		}
+		if mem < MinMemory || mem > MaxMemory || mem%PageSize != 0 {
+			return nil, bad("%s: memory %s must be a multiple of 4K between 2M and 3G", where, formatSize(mem))
+		}
+		vcpus := int64(DefaultVCPUs)
+		if fd.VCPUs != nil {
+			vcpus = *fd.VCPUs
+		}
+		if vcpus < 1 || vcpus > MaxVCPUs {
+			return nil, bad("%s: vcpus = %d, want 1..%d", where, vcpus, MaxVCPUs)
+		}
+		if mem < KernelBase+uint64(vcpus)*StackSize+PageSize {
+			return nil, bad("%s: memory %s is too small for %d vCPUs", where, formatSize(mem), vcpus)
+		}
+		params := map[string]string{}
+		for k, v := range fd.Params {
+			switch v := v.(type) {
+			case string:
+				params[k] = v
+			case int64, bool, float64:
+				params[k] = fmt.Sprint(v)
+			default:
+				return nil, bad("%s: param %q must be a string, number or boolean", where, k)
+			}
+		}
+		if _, err := encodeParams(params); err != nil {
+			return nil, bad("%s: %v", where, err)
+		}
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params})
+	}
+	return cfg, nil
+}
+
+// parseMemory accepts an integer number of bytes or a string with an
+// optional binary suffix: "16M", "16MiB", "1G", "512K", "4096".
+func parseMemory(v any) (uint64, error) {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return 0, fmt.Errorf("negative size %d", v)
+		}
+		return uint64(v), nil
+	case string:
+		s := strings.TrimSpace(v)
+		num := strings.TrimRight(s, "KMGiBkmgib")
+		suffix := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+		var mul uint64
+		switch suffix {
+		case "", "B":
+			mul = 1
+		case "K", "KB", "KIB":
+			mul = 1 << 10
+		case "M", "MB", "MIB":
+			mul = 1 << 20
+		case "G", "GB", "GIB":
+			mul = 1 << 30
+		default:
+			return 0, fmt.Errorf("unknown suffix %q in %q (use K, M or G)", suffix, v)
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a size (e.g. \"16M\")", v)
+		}
+		if n > math.MaxUint64/mul {
+			return 0, fmt.Errorf("%q is too large", v)
+		}
+		return n * mul, nil
+	}
+	return 0, fmt.Errorf("want a string like \"16M\" or an integer, got %T", v)
+}
+
+func formatSize(n uint64) string {
+	switch {
+	case n%(1<<30) == 0 && n > 0:
+		return fmt.Sprintf("%dG", n>>30)
+	case n%(1<<20) == 0 && n > 0:
+		return fmt.Sprintf("%dM", n>>20)
+	case n%(1<<10) == 0 && n > 0:
+		return fmt.Sprintf("%dK", n>>10)
+	}
+	return fmt.Sprintf("%d", n)
+}

@@ -1,0 +1,118 @@
+package vmm
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeConfig writes a config and a dummy kernel file next to it.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k.elf"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseConfig(t *testing.T) {
+	p := writeConfig(t, `
+[[domain]]
+name = "ping"
+kernel = "k.elf"
+memory = "16M"
+vcpus = 2
+[domain.params]
+peer = "2"
+count = 5
+verbose = true
+
+[[domain]]
+name = "pong"
+kernel = "k.elf"
+memory = 33554432
+`)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Domains) != 2 {
+		t.Fatalf("%d domains", len(cfg.Domains))
+	}
+	d0, d1 := cfg.Domains[0], cfg.Domains[1]
+	if d0.Name != "ping" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
+		t.Errorf("domain 0 = %+v", d0)
+	}
+	if d0.Params["peer"] != "2" || d0.Params["count"] != "5" || d0.Params["verbose"] != "true" {
+		t.Errorf("params = %v", d0.Params)
+	}
+	if d1.Memory != 32<<20 || d1.VCPUs != DefaultVCPUs || len(d1.Params) != 0 {
+		t.Errorf("domain 1 = %+v", d1)
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	for in, want := range map[any]uint64{
+		"16M": 16 << 20, "16MiB": 16 << 20, "16mb": 16 << 20, "1G": 1 << 30, "512K": 512 << 10,
+		"4096": 4096, " 8 M ": 8 << 20, int64(4 << 20): 4 << 20,
+	} {
+		got, err := parseMemory(in)
+		if err != nil || got != want {
+			t.Errorf("parseMemory(%v) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []any{"", "M", "16X", "1.5G", "-1M", "99999999999999999999G", int64(-5), 1.5, true} {
+		if _, err := parseMemory(in); err == nil {
+			t.Errorf("parseMemory(%v) accepted", in)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	const ok = "kernel = \"k.elf\"\nmemory = \"16M\"\n"
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"syntax", "[[domain]\nname=", "toml"},
+		{"no domains", "", "no [[domain]]"},
+		{"unknown top-level key", "colour = 1\n[[domain]]\nname = \"a\"\n" + ok, "unknown key"},
+		{"unknown domain key", "[[domain]]\nname = \"a\"\nmemroy = \"1M\"\n" + ok, "memroy"},
+		{"missing name", "[[domain]]\n" + ok, "missing name"},
+		{"bad name", "[[domain]]\nname = \"a b\"\n" + ok, "name may not"},
+		{"duplicate name", "[[domain]]\nname = \"a\"\n" + ok + "[[domain]]\nname = \"a\"\n" + ok, "duplicate domain name"},
+		{"missing kernel", "[[domain]]\nname = \"a\"\nmemory = \"16M\"\n", "missing kernel"},
+		{"kernel not found", "[[domain]]\nname = \"a\"\nkernel = \"nope.elf\"\nmemory = \"16M\"\n", "nope.elf"},
+		{"kernel is a directory", "[[domain]]\nname = \"a\"\nkernel = \"adir\"\nmemory = \"16M\"\n", "not a regular file"},
+		{"missing memory", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\n", "missing memory"},
+		{"zero memory", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"0\"\n", "memory is zero"},
+		{"zero memory int", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 0\n", "memory is zero"},
+		{"bad memory", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"lots\"\n", "memory"},
+		{"memory type", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = [1]\n", "memory"},
+		{"memory too small", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"1M\"\n", "between 2M and 3G"},
+		{"memory too large", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"4G\"\n", "between 2M and 3G"},
+		{"memory unaligned", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 3000000\n", "multiple of 4K"},
+		{"zero vcpus", "[[domain]]\nname = \"a\"\nvcpus = 0\n" + ok, "vcpus = 0"},
+		{"too many vcpus", "[[domain]]\nname = \"a\"\nvcpus = 65\n" + ok, "vcpus = 65"},
+		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
+		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
+		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},
+	} {
+		_, err := LoadConfig(writeConfig(t, tc.body))
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrBadConfig mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("missing file: err = %v", err)
+	}
+}

@@ -1,0 +1,329 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/argovisor/argovisor/kvm"
+)
+
+// DomainConfig describes one domain.
+type DomainConfig struct {
+	Name   string
+	Kernel string // path of an ELF64 x86-64 kernel
+	Memory uint64 // bytes of RAM
+	VCPUs  int
+	Params map[string]string
+}
+
+// Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
+type Domain struct {
+	vmm    *VMM
+	id     uint16
+	cfg    DomainConfig
+	vm     *kvm.VM
+	ram    *RAM
+	vcpus  []*vcpu
+	bus    PIOBus
+	serial *serial
+	kernel KernelImage
+
+	// stopping is set once, before the vCPUs are kicked; vCPU loops check
+	// it after every exit.
+	stopping atomic.Bool
+	started  atomic.Bool
+	wg       sync.WaitGroup
+	done     chan struct{} // closed when every vCPU goroutine has returned
+
+	// resultMu guards result. Lock order: before vcpu.mu.
+	resultMu sync.Mutex
+	result   Result
+
+	firstLine     chan struct{}
+	firstLineOnce sync.Once
+	stats         stats
+
+	destroyOnce sync.Once
+}
+
+// stats are per-domain counters, updated atomically from vCPU goroutines.
+type stats struct {
+	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
+}
+
+// Stats is a snapshot of a domain's counters.
+type Stats struct {
+	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
+}
+
+// ID is the domain id (1, 2, … in creation order).
+func (d *Domain) ID() uint16 { return d.id }
+
+// Name is the domain's configured name.
+func (d *Domain) Name() string { return d.cfg.Name }
+
+// Config returns the domain's configuration.
+func (d *Domain) Config() DomainConfig { return d.cfg }
+
+// RAM is the domain's guest memory.
+func (d *Domain) RAM() *RAM { return d.ram }
+
+// Stats returns the current counters.
+func (d *Domain) Stats() Stats {
+	return Stats{
+		PIOExits: d.stats.pioExits.Load(), MMIOExits: d.stats.mmioExits.Load(),
+		UnknownPorts: d.stats.unknownPorts.Load(), Hypercalls: d.stats.hypercalls.Load(),
+		Kicks: d.stats.kicks.Load(),
+	}
+}
+
+// FirstOutput is closed when the domain prints its first console line.
+func (d *Domain) FirstOutput() <-chan struct{} { return d.firstLine }
+
+// Done is closed when every vCPU has stopped.
+func (d *Domain) Done() <-chan struct{} { return d.done }
+
+// newDomain builds the VM: RAM, tables, kernel, irqchip, vCPUs and devices.
+// Errors wrapping ErrBadKernel are the kernel file's fault.
+func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
+	if cfg.VCPUs < 1 || cfg.VCPUs > MaxVCPUs {
+		return nil, fmt.Errorf("domain %q: vcpus = %d, want 1..%d", cfg.Name, cfg.VCPUs, MaxVCPUs)
+	}
+	if cfg.Memory < MinMemory || cfg.Memory > MaxMemory || cfg.Memory%PageSize != 0 {
+		return nil, fmt.Errorf("domain %q: memory = %d bytes, want a multiple of 4 KiB in [%d, %d]", cfg.Name, cfg.Memory, MinMemory, MaxMemory)
+	}
+	stacks := uint64(cfg.VCPUs) * StackSize
+	if cfg.Memory < KernelBase+stacks+PageSize {
+		return nil, fmt.Errorf("domain %q: memory %d bytes is too small for %d vCPU stacks", cfg.Name, cfg.Memory, cfg.VCPUs)
+	}
+	params, err := encodeParams(cfg.Params)
+	if err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	kf, err := os.Open(cfg.Kernel)
+	if err != nil {
+		return nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
+	}
+	defer kf.Close()
+
+	d := &Domain{vmm: v, id: id, cfg: cfg, done: make(chan struct{}), firstLine: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			d.release()
+		}
+	}()
+	if d.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	heapEnd := cfg.Memory - stacks
+	if d.kernel, err = LoadELF(kf, d.ram, KernelBase, heapEnd); err != nil {
+		return nil, fmt.Errorf("domain %q: kernel %s: %w", cfg.Name, cfg.Kernel, err)
+	}
+	heapStart := (d.kernel.End + PageSize - 1) &^ (PageSize - 1)
+	if err := writeTables(d.ram); err != nil {
+		return nil, fmt.Errorf("domain %q: page tables: %w", cfg.Name, err)
+	}
+	bi := bootInfo{domid: id, vcpus: uint32(cfg.VCPUs), memSize: cfg.Memory, heapStart: heapStart, heapEnd: heapEnd, params: params}
+	if err := writeBootInfo(d.ram, bi); err != nil {
+		return nil, fmt.Errorf("domain %q: boot info: %w", cfg.Name, err)
+	}
+
+	if d.vm, err = v.sys.CreateVM(); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := d.vm.SetTSSAddr(tssAddrKVM); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := d.vm.CreateIRQChip(); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := d.vm.SetUserMemoryRegion(0, 0, 0, cfg.Memory, ramAddr(d.ram)); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	cpuid := guestCPUID(v.sys.SupportedCPUID())
+	for i := 0; i < cfg.VCPUs; i++ {
+		cpu, err := d.vm.CreateVCPU(i)
+		if err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}}
+		vc.hc.VCPUContext = &vc.ctx
+		d.vcpus = append(d.vcpus, vc)
+		if err := d.initVCPU(cpu, i, cpuid); err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+	}
+	d.serial = &serial{d: d}
+	for _, dev := range []struct {
+		base, size uint16
+		dev        PIODevice
+	}{
+		{PortSerial, 8, d.serial},
+		{PortExit, 1, exitPort{}},
+		{PortCrash, 1, crashPort{}},
+		{PortHypercall, 1, hypercallPort{}},
+	} {
+		if err := d.bus.Insert(dev.base, dev.size, dev.dev); err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+	}
+	return d, nil
+}
+
+func (d *Domain) initVCPU(cpu *kvm.VCPU, i int, cpuid []kvm.CPUIDEntry) error {
+	// Each vCPU reports its own APIC ID in leaf 1 EBX[31:24] and leaf 0xB.
+	own := make([]kvm.CPUIDEntry, len(cpuid))
+	copy(own, cpuid)
+	for j := range own {
+		switch own[j].Function {
+		case 1:
+			own[j].Ebx = own[j].Ebx&0x00FFFFFF | uint32(i)<<24
+		case 0xB, 0x1F:
+			own[j].Edx = uint32(i)
+		}
+	}
+	if err := cpu.SetCPUID(own); err != nil {
+		return err
+	}
+	s, err := cpu.Sregs()
+	if err != nil {
+		return err
+	}
+	initialSregs(s)
+	if err := cpu.SetSregs(s); err != nil {
+		return err
+	}
+	if err := cpu.SetRegs(&kvm.Regs{
+		RIP:    d.kernel.Entry,
+		RDI:    uint64(i),
+		RSI:    bootInfoGPA,
+		RSP:    stackTop(d.cfg.Memory, i),
+		RFLAGS: 0x2,
+	}); err != nil {
+		return err
+	}
+	return cpu.SetRunnable()
+}
+
+// Start starts every vCPU. It returns at once; use Wait or Done.
+func (d *Domain) Start() error {
+	if !d.started.CompareAndSwap(false, true) {
+		return errors.New("domain already started")
+	}
+	d.wg.Add(len(d.vcpus))
+	for _, vc := range d.vcpus {
+		go vc.run(&d.wg)
+	}
+	go func() {
+		d.wg.Wait()
+		d.serial.flush()
+		d.resultMu.Lock()
+		if d.result.Kind == Running {
+			d.result = Result{Kind: Stopped, Reason: "all vCPUs stopped"}
+		}
+		d.resultMu.Unlock()
+		d.vmm.domainStopped(d)
+		close(d.done)
+	}()
+	return nil
+}
+
+// Stop ends the domain from the host side with the given reason. It returns
+// without waiting; use Wait.
+func (d *Domain) Stop(reason string) {
+	d.finish(Result{Kind: Stopped, Reason: reason})
+}
+
+// Kick forces every vCPU out of KVM_RUN once; the domain keeps running.
+// Tests use it to stress the kick path.
+func (d *Domain) Kick() {
+	for _, vc := range d.vcpus {
+		vc.kick()
+	}
+}
+
+// Wait blocks until every vCPU has stopped and returns the result.
+func (d *Domain) Wait() Result {
+	if !d.started.Load() {
+		return Result{Kind: Stopped, Reason: "never started"}
+	}
+	<-d.done
+	return d.Result()
+}
+
+// Result is the domain's result so far (Running until it ends).
+func (d *Domain) Result() Result {
+	d.resultMu.Lock()
+	defer d.resultMu.Unlock()
+	return d.result
+}
+
+// finish records the first result and stops every vCPU.
+func (d *Domain) finish(r Result) {
+	d.resultMu.Lock()
+	if d.result.Kind == Running {
+		d.result = r
+	}
+	d.resultMu.Unlock()
+	d.stopping.Store(true)
+	for _, vc := range d.vcpus {
+		vc.kick()
+	}
+}
+
+// crash stops the domain as crashed, with the registers of vCPU v.
+func (d *Domain) crash(v *vcpu, reason string, vector int) {
+	f := &Fault{Reason: reason, VCPU: v.ctx.Index, Vector: vector}
+	if r, err := v.ctx.cpu.Regs(); err == nil {
+		f.Regs = *r
+		f.RIP = r.RIP
+	}
+	if s, err := v.ctx.cpu.Sregs(); err == nil {
+		f.CR2 = s.CR2
+	}
+	d.finish(Result{Kind: Crashed, Reason: reason, Fault: f})
+}
+
+// InjectInterrupt sends vector to the local APIC of vCPU cpu as a fixed,
+// edge-triggered MSI. It is safe from any goroutine. delivered is false if
+// the APIC dropped it (for example, not yet software-enabled by the guest).
+func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err error) {
+	if cpu < 0 || cpu >= len(d.vcpus) {
+		return false, fmt.Errorf("inject vector %#x: domain %q has no vCPU %d", vector, d.cfg.Name, cpu)
+	}
+	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+}
+
+// InjectVIRQ raises the domain's VIRQ on vCPU 0.
+func (d *Domain) InjectVIRQ() (bool, error) { return d.InjectInterrupt(0, VIRQVector) }
+
+func (d *Domain) emitLine(line string) {
+	d.firstLineOnce.Do(func() { close(d.firstLine) })
+	d.vmm.console(d, line)
+}
+
+// release frees the VM, vCPUs and RAM. The vCPUs must not be running.
+func (d *Domain) release() error {
+	var errs []error
+	d.destroyOnce.Do(func() {
+		for _, vc := range d.vcpus {
+			if err := vc.ctx.cpu.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.vm != nil {
+			if err := d.vm.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.ram != nil {
+			if err := d.ram.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,85 @@
+package vmm
+
+import (
+	"fmt"
+)
+
+// Hypercall numbers (Xen's numbering).
+const (
+	HypercallGrantTableOp = 20
+	HypercallArgoOp       = 39
+	// HypercallNull does nothing and returns 0; benchmarks use it to
+	// measure the dispatch path. It is outside Xen's range.
+	HypercallNull = 0x7F
+
+	maxHypercall = 128
+)
+
+// Linux errno values returned (negated) in RAX.
+const (
+	EPERM       = 1
+	ENOENT      = 2
+	ESRCH       = 3
+	EFAULT      = 14
+	EINVAL      = 22
+	ENOSYS      = 38
+	EOPNOTSUPP  = 95
+	ECONNREFUSE = 111
+)
+
+// Hypercall is one call decoded from the hypercall port: number in EAX,
+// arguments in RDI, RSI, RDX, R10, R8 (Xen's x86-64 order).
+type Hypercall struct {
+	*VCPUContext
+	Nr   uint32
+	Args [5]uint64
+}
+
+// HypercallHandler serves one hypercall number and returns the value for
+// RAX: a non-negative result or a negated errno.
+type HypercallHandler func(h *Hypercall) int64
+
+// hypercallPort decodes and dispatches hypercalls.
+type hypercallPort struct{}
+
+func (hypercallPort) PIORead(_ *VCPUContext, _ uint16, data []byte) {
+	// Hypercalls are OUT only: writing registers during an IN exit would
+	// lose the IN result.
+	for i := range data {
+		data[i] = 0xFF
+	}
+}
+
+func (hypercallPort) PIOWrite(c *VCPUContext, _ uint16, data []byte) {
+	d := c.Domain
+	v := d.vcpus[c.Index]
+	h := &v.hc
+	r := c.Regs()
+	h.Nr = le32(data)
+	h.Args = [5]uint64{r.RDI, r.RSI, r.RDX, r.R10, r.R8}
+	d.stats.hypercalls.Add(1)
+	var ret int64
+	if h.Nr < maxHypercall && d.vmm.hypercalls[h.Nr] != nil {
+		ret = d.vmm.hypercalls[h.Nr](h)
+	} else {
+		ret = -ENOSYS
+	}
+	if t := d.vmm.opts.TraceHypercalls; t != nil {
+		d.vmm.traceHypercall(t, h, ret)
+	}
+	c.SetRAX(uint64(ret))
+}
+
+func nullHypercall(*Hypercall) int64 { return 0 }
+
+func hypercallName(nr uint32) string {
+	switch nr {
+	case HypercallGrantTableOp:
+		return "grant_table_op"
+	case HypercallArgoOp:
+		return "argo_op"
+	case HypercallNull:
+		return "null"
+	}
+	return fmt.Sprintf("hypercall_%d", nr)
+}

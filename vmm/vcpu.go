@@ -1,0 +1,141 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/argovisor/argovisor/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// VCPUContext is what a device or hypercall handler learns about the exit
+// it is serving: the domain, the vCPU and its registers. Registers are the
+// kvm_run sync registers, valid during the exit; SetRAX marks them dirty so
+// KVM loads them on re-entry (no KVM_GET/SET_REGS per exit).
+type VCPUContext struct {
+	Domain *Domain
+	Index  int
+	cpu    *kvm.VCPU
+}
+
+// Regs are the guest's general registers at the exit. Writes are only
+// loaded back into the vCPU after MarkRegsDirty.
+func (c *VCPUContext) Regs() *kvm.Regs { return &c.cpu.RunData().Sync.Regs }
+
+// Sregs are the special registers at the exit (read-only).
+func (c *VCPUContext) Sregs() *kvm.Sregs { return &c.cpu.RunData().Sync.Sregs }
+
+// SetRAX sets the guest's RAX for re-entry.
+func (c *VCPUContext) SetRAX(v uint64) {
+	r := c.cpu.RunData()
+	r.Sync.Regs.RAX = v
+	r.DirtyRegs |= kvm.SyncGPRs
+}
+
+// Paging returns the vCPU's paging state at the exit.
+func (c *VCPUContext) Paging() PagingState {
+	s := c.Sregs()
+	return PagingState{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER}
+}
+
+// Guest accesses memory through this vCPU's page tables.
+func (c *VCPUContext) Guest() GuestView {
+	return GuestView{Mem: c.Domain.ram, Paging: c.Paging()}
+}
+
+// vcpu is one vCPU and the goroutine that runs it.
+type vcpu struct {
+	ctx VCPUContext
+	hc  Hypercall // reused for every hypercall: no allocation per exit
+
+	// mu guards tid. Lock order: after Domain.resultMu.
+	mu sync.Mutex
+	// tid is the OS thread running KVM_RUN, 0 when it is not running.
+	tid int
+}
+
+// kick forces the vCPU out of KVM_RUN: immediate_exit covers the window
+// before it enters the kernel, the signal covers a vCPU already inside
+// (including one halted in the in-kernel HLT). SIGURG is ignored by the Go
+// runtime when unexpected.
+func (v *vcpu) kick() {
+	v.ctx.cpu.SetImmediateExit(true)
+	v.mu.Lock()
+	if v.tid != 0 {
+		unix.Tgkill(unix.Getpid(), v.tid, unix.SIGURG)
+	}
+	v.mu.Unlock()
+}
+
+// run is the vCPU goroutine. It owns its OS thread for its whole life so the
+// kick signal reaches the thread in KVM_RUN.
+func (v *vcpu) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	runtime.LockOSThread()
+	// The thread is discarded when the goroutine ends still locked: a
+	// later goroutine never inherits its signal state.
+	d := v.ctx.Domain
+	cpu := v.ctx.cpu
+	v.mu.Lock()
+	v.tid = unix.Gettid()
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.tid = 0
+		v.mu.Unlock()
+	}()
+	rd := cpu.RunData()
+	rd.ValidRegs = kvm.SyncGPRs | kvm.SyncSregs
+	for !d.stopping.Load() {
+		exit, err := cpu.Run()
+		if err != nil {
+			if errors.Is(err, kvm.ErrInterrupted) {
+				// A kick or a stray signal. Clear the request before
+				// looking at the stop flag (set before the kick), so a
+				// kick is never lost.
+				cpu.SetImmediateExit(false)
+				d.stats.kicks.Add(1)
+				continue
+			}
+			d.crash(v, fmt.Sprintf("KVM_RUN failed: %v", err), -1)
+			return
+		}
+		v.handle(exit)
+	}
+}
+
+// handle dispatches one decoded exit.
+func (v *vcpu) handle(exit kvm.Exit) {
+	d := v.ctx.Domain
+	switch exit.Reason {
+	case kvm.ExitIO:
+		d.stats.pioExits.Add(1)
+		io := exit.IO
+		if !d.bus.Dispatch(&v.ctx, io.Port, io.Dir == kvm.IODirIn, int(io.Size), io.Data) {
+			d.stats.unknownPorts.Add(1)
+		}
+	case kvm.ExitMMIO:
+		// No MMIO devices outside the in-kernel irqchip: reads see
+		// all-ones, writes vanish.
+		d.stats.mmioExits.Add(1)
+		if !exit.MMIO.IsWrite {
+			for i := range exit.MMIO.Data {
+				exit.MMIO.Data[i] = 0xFF
+			}
+		}
+	case kvm.ExitIntr, kvm.ExitHLT:
+		// Nothing to do; the loop re-checks the stop flag.
+	case kvm.ExitShutdown:
+		d.crash(v, "triple fault (KVM_EXIT_SHUTDOWN)", -1)
+	case kvm.ExitInternalError:
+		d.crash(v, fmt.Sprintf("KVM internal error: %v", exit), -1)
+	case kvm.ExitFailEntry:
+		d.crash(v, fmt.Sprintf("VM entry failed: %v", exit), -1)
+	case kvm.ExitSystemEvent:
+		d.finish(Result{Kind: Stopped, Reason: fmt.Sprintf("guest system event %d", exit.Suberror)})
+	default:
+		d.crash(v, fmt.Sprintf("unexpected exit %v", exit), -1)
+	}
+}

@@ -1,0 +1,176 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/argovisor/argovisor/kvm"
+)
+
+// Options configure a VMM.
+type Options struct {
+	// KVMPath is the KVM device; default /dev/kvm.
+	KVMPath string
+	// Console receives every console line of every domain. Default: write
+	// "[name] line" to standard output.
+	Console func(d *Domain, line string)
+	// TraceHypercalls, if set, receives one line per hypercall.
+	TraceHypercalls io.Writer
+}
+
+// VMM runs many domains in one process.
+type VMM struct {
+	sys  *kvm.System
+	opts Options
+
+	// hypercalls is filled by New and SetHypercall before any domain
+	// starts, and read without locks by vCPU goroutines afterwards.
+	hypercalls [maxHypercall]HypercallHandler
+
+	// mu guards domains, nextID and onStop. Lock order: before
+	// Domain.resultMu.
+	mu      sync.Mutex
+	domains []*Domain
+	nextID  uint16
+	onStop  []func(*Domain)
+
+	// outMu serialises console and trace output. Leaf lock.
+	outMu sync.Mutex
+}
+
+// New opens the KVM device and checks its capabilities. Errors wrap
+// kvm.ErrNoDevice, kvm.ErrPermission, kvm.ErrMissingExtension, ….
+func New(opts Options) (*VMM, error) {
+	if opts.KVMPath == "" {
+		opts.KVMPath = "/dev/kvm"
+	}
+	sys, err := kvm.OpenSystem(opts.KVMPath)
+	if err != nil {
+		return nil, err
+	}
+	v := &VMM{sys: sys, opts: opts, nextID: 1}
+	v.hypercalls[HypercallNull] = nullHypercall
+	return v, nil
+}
+
+// SetHypercall installs the handler for hypercall nr. It must be called
+// before any domain is started.
+func (v *VMM) SetHypercall(nr uint32, h HypercallHandler) error {
+	if nr >= maxHypercall {
+		return fmt.Errorf("hypercall %d out of range (max %d)", nr, maxHypercall-1)
+	}
+	v.hypercalls[nr] = h
+	return nil
+}
+
+// OnDomainStopped registers f to run (on a VMM goroutine) each time a
+// domain's vCPUs have all stopped, before Wait returns for it.
+func (v *VMM) OnDomainStopped(f func(*Domain)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.onStop = append(v.onStop, f)
+}
+
+// CreateDomain builds a domain and gives it the next domain id. It does not
+// start it. Errors wrapping ErrBadKernel mean the kernel file is unusable.
+func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
+	v.mu.Lock()
+	for _, d := range v.domains {
+		if d.cfg.Name == cfg.Name {
+			v.mu.Unlock()
+			return nil, fmt.Errorf("domain name %q already in use", cfg.Name)
+		}
+	}
+	if v.nextID >= 0x7FF0 {
+		v.mu.Unlock()
+		return nil, errors.New("out of domain ids")
+	}
+	id := v.nextID
+	v.nextID++
+	v.mu.Unlock()
+
+	d, err := v.newDomain(id, cfg)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.domains = append(v.domains, d)
+	v.mu.Unlock()
+	return d, nil
+}
+
+// Domains lists the domains in creation order.
+func (v *VMM) Domains() []*Domain {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]*Domain(nil), v.domains...)
+}
+
+// Domain finds a domain by id.
+func (v *VMM) Domain(id uint16) *Domain {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, d := range v.domains {
+		if d.id == id {
+			return d
+		}
+	}
+	return nil
+}
+
+func (v *VMM) domainStopped(d *Domain) {
+	v.mu.Lock()
+	hooks := append(([]func(*Domain))(nil), v.onStop...)
+	v.mu.Unlock()
+	for _, f := range hooks {
+		f(d)
+	}
+}
+
+// Close stops every domain, waits for them and frees all resources.
+func (v *VMM) Close() error {
+	ds := v.Domains()
+	for _, d := range ds {
+		if d.started.Load() {
+			d.Stop("VMM shutting down")
+		}
+	}
+	var errs []error
+	for _, d := range ds {
+		if d.started.Load() {
+			<-d.done
+		}
+		if err := d.release(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	v.mu.Lock()
+	v.domains = nil
+	v.mu.Unlock()
+	if err := v.sys.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// console delivers one line; calls are serialised so lines never interleave.
+func (v *VMM) console(d *Domain, line string) {
+	v.outMu.Lock()
+	defer v.outMu.Unlock()
+	if v.opts.Console != nil {
+		v.opts.Console(d, line)
+		return
+	}
+	fmt.Fprintf(os.Stdout, "[%s] %s\n", d.cfg.Name, line)
+}
+
+func (v *VMM) traceHypercall(w io.Writer, h *Hypercall, ret int64) {
+	v.outMu.Lock()
+	defer v.outMu.Unlock()
+	a := h.Args
+	fmt.Fprintf(w, "[%s] vcpu%d %s(%#x, %#x, %#x, %#x, %#x) = %d\n",
+		h.Domain.cfg.Name, h.Index, hypercallName(h.Nr), a[0], a[1], a[2], a[3], a[4], ret)
+}
