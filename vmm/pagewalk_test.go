@@ -77,9 +77,9 @@ func TestTranslateFaults(t *testing.T) {
 	f.set(pml4, 0, pdpt|pteP|pteRW)
 	f.set(pdpt, 0, pd|pteP|pteRW)
 	f.set(pdpt, 2, 0x40000000|pteP|ptePS|1<<13) // reserved bit in 1 GiB entry
-	f.set(pd, 3, 0x200000|pteP|ptePS|1<<20)      // reserved bit in 2 MiB entry
-	f.set(pd, 4, 0x7FFF_F000|pteP)               // next table outside RAM
-	f.set(pml4, 1, pdpt|pteP|ptePS)              // PS in PML4 is invalid
+	f.set(pd, 3, 0x200000|pteP|ptePS|1<<20)     // reserved bit in 2 MiB entry
+	f.set(pd, 4, 0x7FFF_F000|pteP)              // next table outside RAM
+	f.set(pml4, 1, pdpt|pteP|ptePS)             // PS in PML4 is invalid
 	for _, tc := range []struct {
 		name string
 		va   uint64

@@ -185,4 +185,3 @@ func consoleTo(w io.Writer) func(*vmm.Domain, string) {
 		fmt.Fprintf(w, "[%s] %s\n", d.Name(), line)
 	}
 }
-
