@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
 
 	gokvm "github.com/bobuhiro11/gokvm/kvm"
@@ -68,11 +69,15 @@ func (vm *VM) IRQLine(gsi, level uint32) error {
 func MSIAddress(apicID uint8) uint64 { return 0xFEE00000 | uint64(apicID)<<12 }
 
 // SignalMSI injects one message-signalled interrupt. It returns whether the
-// interrupt was delivered (false: the target APIC dropped it, e.g. because
-// it is software-disabled). Safe to call from any goroutine.
+// interrupt was delivered (false: no APIC matched, or the target APIC
+// dropped it, e.g. because it is software-disabled). Safe to call from any goroutine.
 func (vm *VM) SignalMSI(addr uint64, data uint32) (bool, error) {
 	m := msi{AddressLo: uint32(addr), AddressHi: uint32(addr >> 32), Data: data}
 	n, err := ioctlPtr(vm.fd, ioctlSignalMSI, ptr(&m))
+	if errors.Is(err, unix.EPERM) {
+		// The kernel's -1: no local APIC matched the destination.
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("KVM_SIGNAL_MSI addr=%#x data=%#x: %w", addr, data, err)
 	}
