@@ -136,7 +136,9 @@ func writeTables(mem PhysMemory) error {
 		return err
 	}
 	clear(pml4)
-	const rwp = pteP | pteRW
+	// User-accessible everywhere: guest programs run at CPL 3 (see
+	// docs/design.md, "Guest privilege").
+	const rwp = pteP | pteRW | pteUS
 	le.PutUint64(pml4[0:], pdptGPA|rwp)
 	pdpt := pml4[pdptGPA-pml4GPA:]
 	for i := uint64(0); i < 4; i++ {

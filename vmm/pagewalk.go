@@ -6,8 +6,8 @@ import "fmt"
 const (
 	pteP    = 1 << 0 // present
 	pteRW   = 1 << 1 // writable
+	pteUS   = 1 << 2 // user accessible
 	ptePS   = 1 << 7 // page size (in PDPTE and PDE)
-	pteNX   = 1 << 63
 	cr0PG   = 1 << 31
 	cr0WP   = 1 << 16
 	cr4PAE  = 1 << 5
