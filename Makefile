@@ -7,7 +7,7 @@ BIN      := bin/argovisor
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_SRC   := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all build guests run test unit integration race bench vet fmt clean
+.PHONY: all build guests run test unit integration race bench vet fmt clean checklocks lockdep
 
 all: build guests
 
@@ -22,9 +22,23 @@ $(BIN): $(GO_SRC)
 run: build guests
 	./$(BIN) run --timeout 60s examples/hello.toml
 
-# Unit tests (no KVM) and KVM integration tests, with the race detector.
-test: build guests vet
+# Unit tests (no KVM) and KVM integration tests, with the race detector,
+# after the static checks and the lock-order (lockdep) build of Argo.
+test: build guests vet checklocks lockdep
 	$(GO) test $(GOFLAGS) -race -count=1 ./...
+
+# gVisor's checklocks analyzer over the Argo lock annotations. -inferred=false:
+# only declared guards are checked (not guesses about immutable fields).
+bin/checklocks: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../bin/checklocks gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
+
+checklocks: bin/checklocks
+	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/...
+
+# Argo's tests with gVisor's lock validator (order inversions, unnamed
+# nesting) and the lock-state assertions compiled in.
+lockdep:
+	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep argodebug' ./argo/...
 
 unit:
 	$(GO) test $(GOFLAGS) -race -count=1 ./kvm/... ./vmm/... ./cmd/... ./argo/... ./gnttab/...

@@ -16,16 +16,7 @@ static volatile uint32_t con_owner;
 
 static void serial_send(const char *s, size_t n)
 {
-    if (n == 0)
-        return;
-    if (n == 1) {
-        guest_outb(fw_serial_port, (uint8_t)*s);
-        return;
-    }
-    __asm__ volatile("rep outsb"
-                     : "+S"(s), "+c"(n)
-                     : "d"(fw_serial_port)
-                     : "memory");
+    fw_outsb(fw_serial_port, s, n);
 }
 
 static void con_lock(void)
@@ -43,14 +34,16 @@ static void con_lock(void)
 }
 
 /* Exception path: never deadlock. Returns 1 if the lock was taken (and must
- * be released), 0 if we print without it. */
+ * be released), 0 if we print without it. This runs at CPL 0, where each
+ * iteration may cost microseconds (emulation), while a holder at CPL 3
+ * keeps the lock for one string-I/O exit: a short bound is enough. */
 static int con_lock_emergency(void)
 {
     uint32_t me = guest_cpu_id() + 1;
 
     if (__atomic_load_n(&con_owner, __ATOMIC_RELAXED) == me)
         return 0;       /* faulted while printing: just go ahead */
-    for (unsigned long spins = 0; spins < (1UL << 26); spins++) {
+    for (unsigned long spins = 0; spins < (1UL << 14); spins++) {
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&con_owner, &expected, me, 0,
                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -344,13 +337,10 @@ int guest_vprintf(const char *fmt, va_list ap)
 {
     char buf[CON_BUF];
     struct sink o = { .buf = buf, .cap = sizeof(buf), .len = 0, .total = 0, .to_serial = 1 };
-    unsigned long flags = fw_irq_save();
-
     con_lock();
     format(&o, fmt, ap);
     sink_flush(&o);
     con_unlock();
-    fw_irq_restore(flags);
     return (int)o.total;
 }
 
@@ -392,25 +382,19 @@ void guest_puts(const char *s)
 {
     char buf[CON_BUF];
     struct sink o = { .buf = buf, .cap = sizeof(buf), .len = 0, .total = 0, .to_serial = 1 };
-    unsigned long flags = fw_irq_save();
-
     con_lock();
     if (s)
         sink_str(&o, s, guest_strlen(s));
     sink_putc(&o, '\n');
     sink_flush(&o);
     con_unlock();
-    fw_irq_restore(flags);
 }
 
 void fw_console_write(const char *s, size_t n)
 {
-    unsigned long flags = fw_irq_save();
-
     con_lock();
     serial_send(s, n);
     con_unlock();
-    fw_irq_restore(flags);
 }
 
 int fw_console_printf_emergency(const char *fmt, ...)
@@ -418,7 +402,6 @@ int fw_console_printf_emergency(const char *fmt, ...)
     char buf[CON_BUF];
     struct sink o = { .buf = buf, .cap = sizeof(buf), .len = 0, .total = 0, .to_serial = 1 };
     va_list ap;
-    unsigned long flags = fw_irq_save();
     int locked = con_lock_emergency();
 
     va_start(ap, fmt);
@@ -427,6 +410,5 @@ int fw_console_printf_emergency(const char *fmt, ...)
     sink_flush(&o);
     if (locked)
         con_unlock();
-    fw_irq_restore(flags);
     return (int)o.total;
 }

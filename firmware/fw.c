@@ -35,8 +35,8 @@ static void parse_bootinfo(const struct fw_bootinfo *bi)
         fw.ncpus = 1;
     if (fw.ncpus > GUEST_MAX_CPUS)
         fw.ncpus = GUEST_MAX_CPUS;
-    /* The VIRQ vector must not collide with exceptions, the IPI or the
-     * spurious vector. */
+    /* The VIRQ vector must not collide with exceptions (which include the
+     * firmware gate), the IPI or the spurious vector. */
     if (bi->virq_vector >= 0x20 && bi->virq_vector < 0xFF &&
         bi->virq_vector != GUEST_IPI_VECTOR)
         fw.virq_vector = bi->virq_vector;
@@ -131,14 +131,13 @@ void fw_alloc_init(uint64_t start, uint64_t end)
     heap_limit = end;
 }
 
-void *guest_alloc_pages(size_t npages)
+void *fw_alloc_raw(size_t npages)
 {
     if (npages == 0 || npages > (heap_limit >> 12))
         return NULL;
 
     uint64_t bytes = (uint64_t)npages * GUEST_PAGE_SIZE;
     uint64_t addr = 0;
-    unsigned long flags = fw_irq_save();
 
     fw_lock(&alloc_lock);
     if (heap_limit - heap_next >= bytes) {
@@ -146,12 +145,15 @@ void *guest_alloc_pages(size_t npages)
         heap_next += bytes;
     }
     fw_unlock(&alloc_lock);
-    fw_irq_restore(flags);
+    return (void *)(uintptr_t)addr;
+}
 
-    if (!addr)
-        return NULL;
+void *guest_alloc_pages(size_t npages)
+{
+    void *p = fw_alloc_raw(npages);
+
     /* Zero outside the lock: the range is ours alone now. */
-    return memset((void *)(uintptr_t)addr, 0, bytes);
+    return p ? memset(p, 0, npages * GUEST_PAGE_SIZE) : NULL;
 }
 
 uint64_t guest_virt_to_phys(const void *p)
@@ -166,16 +168,41 @@ uint64_t guest_rdtsc(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-/* ---- exit ----------------------------------------------------------------------------- */
+/* ---- port output and exit ------------------------------------------------------------- */
+
+void fw_out32(uint16_t port, uint32_t v)
+{
+    if (fw_cpl() == 0)
+        __asm__ volatile("outl %0, %1" : : "a"(v), "d"(port) : "memory");
+    else
+        guest_outl(port, v);
+}
+
+void fw_outsb(uint16_t port, const char *s, size_t n)
+{
+    if (n == 0)
+        return;
+    if (fw_cpl() == 0) {
+        __asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(port) : "memory");
+    } else {
+        register unsigned long op __asm__("r11") = GUEST_GATE_OUTSB;
+        __asm__ volatile("int %[vec]"
+                         : "+S"(s), "+c"(n), "+r"(op)
+                         : [vec] "i"(GUEST_GATE_VECTOR), "d"(port)
+                         : "memory");
+    }
+}
 
 void guest_exit(int status)
 {
-    __asm__ volatile("outl %%eax, %%dx"
-                     : : "a"((uint32_t)status), "d"(fw_exit_port)
-                     : "memory");
+    fw_out32(fw_exit_port, (uint32_t)status);
     /* The VMM stops the domain; if it ever returns here, stay put. */
-    for (;;)
-        __asm__ volatile("cli\n\thlt" : : : "memory");
+    for (;;) {
+        if (fw_cpl() == 0)
+            __asm__ volatile("cli\n\thlt" : : : "memory");
+        else
+            fw_gate_wait(fw_wakes());
+    }
 }
 
 /* ---- SMP ---------------------------------------------------------------------------------- */
@@ -216,36 +243,66 @@ int guest_run_on_cpus(void (*fn)(unsigned cpu))
 
 /* ---- boot ------------------------------------------------------------------------------------ */
 
+/*
+ * Runs on the BSP at CPL 0, before any AP has left its spin on
+ * fw_boot_ready. Kept short: CPL-0 code may be emulated.
+ */
 void fw_bsp_init(unsigned cpu, const struct fw_bootinfo *bi)
 {
-    (void)cpu;
+    uint64_t irq_stack_top[GUEST_MAX_CPUS];
+
     parse_bootinfo(bi);
     fw_idt_init(fw.virq_vector);
     fw_idt_load();
-    fw_lapic_enable();
-
-    /* Let the APs go: .bss is clear, the IDT and the boot state are ready. */
-    __atomic_store_n(&fw_boot_ready, 1, __ATOMIC_RELEASE);
 
     if (!fw.bootinfo_ok) {
         guest_printf("argovisor firmware: bad boot info at %p (magic 0x%lx)\n",
                      (const void *)bi, (unsigned long)bi->magic);
         guest_exit(255);
     }
+
+    /* One interrupt stack (TSS.RSP0) per vCPU, from the heap. They need
+     * not be zeroed. */
+    for (unsigned i = 0; i < fw.ncpus; i++) {
+        uint8_t *stack = fw_alloc_raw(FW_IRQ_STACK_PAGES);
+        if (!stack) {
+            guest_printf("argovisor firmware: no memory for %u interrupt stacks of %lu KiB\n",
+                         fw.ncpus, FW_IRQ_STACK_PAGES * GUEST_PAGE_SIZE / 1024);
+            guest_exit(255);
+        }
+        irq_stack_top[i] = (uint64_t)(uintptr_t)stack + FW_IRQ_STACK_PAGES * GUEST_PAGE_SIZE;
+    }
+    fw_gdt_init(fw.ncpus, irq_stack_top);
+    fw_cpu_load_tables(cpu);
+    fw_lapic_enable();
+
+    /* Let the APs go: .bss is clear, the tables and the boot state are
+     * ready. */
+    __atomic_store_n(&fw_boot_ready, 1, __ATOMIC_RELEASE);
 }
 
+/* Runs on an AP at CPL 0 once fw_boot_ready is set. */
+void fw_ap_init(unsigned cpu)
+{
+    fw_cpu_load_tables(cpu);
+    fw_lapic_enable();
+}
+
+/* An AP's life at CPL 3: run each posted job once, otherwise wait. */
 void fw_ap_main(unsigned cpu)
 {
     uint64_t seen = 0;
 
-    fw_idt_load();
-    fw_lapic_enable();
+    /* From here on the wake-up IPI is welcome (if it comes early it waits
+     * in the LAPIC until the first wait). */
     __atomic_add_fetch(&cpus_online, 1, __ATOMIC_RELEASE);
 
-    /* Idle loop, interrupts off except inside "sti; hlt". A wake-up IPI
-     * that arrives between the mailbox check and the HLT is still pending
-     * when STI opens the window, so it ends the HLT: no lost wake-ups. */
+    /* The wake count is read before the mailbox is checked, and the gate
+     * only halts while it is unchanged, so an IPI that arrives after the
+     * check (whether taken at once at CPL 3 or left pending) ends or skips
+     * the halt: no lost wake-ups. */
     for (;;) {
+        uint32_t wakes = fw_wakes();
         uint64_t gen = __atomic_load_n(&mailbox.generation, __ATOMIC_ACQUIRE);
         if (gen != seen) {
             seen = gen;
@@ -255,6 +312,8 @@ void fw_ap_main(unsigned cpu)
             __atomic_add_fetch(&mailbox.acks, 1, __ATOMIC_RELEASE);
             continue;
         }
-        __asm__ volatile("sti\n\thlt\n\tcli" : : : "memory");
+        if (fw_run_pending_virqs())
+            continue;
+        fw_gate_wait(wakes);
     }
 }

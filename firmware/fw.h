@@ -4,9 +4,46 @@
 #ifndef ARGOVISOR_FW_H
 #define ARGOVISOR_FW_H
 
+#include "guest.h"     /* its constants are visible to assembly too */
+
+/*
+ * Constants shared with the assembly files (which include this header with
+ * __ASSEMBLER__ defined and see only this first part).
+ *
+ * Firmware GDT (docs/memory-layout.md, "Guest privilege"). Kernel code and
+ * data keep the selectors of the VMM's boot GDT. User data sits right below
+ * user code, the order SYSRET would want, although the firmware only ever
+ * uses IRETQ. Then one 16-byte TSS descriptor per vCPU.
+ */
+#define FW_SEL_KCODE        0x08
+#define FW_SEL_KDATA        0x10
+#define FW_SEL_UDATA        0x1B    /* GDT slot 0x18, RPL 3 */
+#define FW_SEL_UCODE        0x23    /* GDT slot 0x20, RPL 3 */
+#define FW_SEL_TSS0         0x28    /* vCPU i: FW_SEL_TSS0 + 16 * i */
+
+/* RFLAGS of CPL-3 code when the firmware enters it: IF = 1, IOPL 0. PVM
+ * runs CPL-3 code with IOPL 0 and takes interrupts there whatever IF says,
+ * so this is stated rather than left to the host. */
+#define FW_USER_RFLAGS      0x202
+
+/* Interrupt stack (TSS.RSP0) of each vCPU, from the page allocator. */
+#define FW_IRQ_STACK_PAGES  4       /* 16 KiB */
+
+/* Byte offsets in struct fw_percpu (checked below). */
+#define FW_PCPU_CPU         0
+#define FW_PCPU_SELF        8
+#define FW_PCPU_VIRQS       16      /* VIRQ arrivals not yet handed to the handler */
+#define FW_PCPU_WAKES       20      /* interrupts taken (VIRQ + IPI), wraps */
+#define FW_PCPU_SHIFT       6       /* sizeof(struct fw_percpu) == 64 */
+
+#define FW_MSR_GS_BASE          0xC0000101
+#define FW_MSR_KERNEL_GS_BASE   0xC0000102
+#define FW_LAPIC_EOI_ADDR       0xFEE000B0
+
+#ifndef __ASSEMBLER__
+
 #include <stdint.h>
 #include <stddef.h>
-#include "guest.h"
 
 /* Boot info block written by the VMM at GPA 0x1000 (docs/memory-layout.md). */
 struct fw_bootinfo {
@@ -53,10 +90,22 @@ struct fw_percpu {
     uint32_t cpu;
     uint32_t reserved;
     uint64_t self;
-    uint64_t pad[6];
+    /* Bumped by the CPL-0 VIRQ stub (isr.S), taken (exchanged with 0) by
+     * the CPL-3 code that runs the handler (trap.c). Only this vCPU
+     * touches it, and each side is a single instruction, so interrupts
+     * cannot tear it. */
+    volatile uint32_t virqs_pending;
+    /* Bumped by the VIRQ and IPI stubs; the wait gate halts only while it
+     * still has the value the caller read before checking for work. */
+    volatile uint32_t wakes;
+    uint64_t pad[5];
 } __attribute__((aligned(64)));
 
-_Static_assert(sizeof(struct fw_percpu) == 64, "entry.S assumes 64-byte blocks");
+_Static_assert(sizeof(struct fw_percpu) == 1 << FW_PCPU_SHIFT, "entry.S assumes 64-byte blocks");
+_Static_assert(offsetof(struct fw_percpu, cpu) == FW_PCPU_CPU, "percpu layout");
+_Static_assert(offsetof(struct fw_percpu, self) == FW_PCPU_SELF, "percpu layout");
+_Static_assert(offsetof(struct fw_percpu, virqs_pending) == FW_PCPU_VIRQS, "percpu layout");
+_Static_assert(offsetof(struct fw_percpu, wakes) == FW_PCPU_WAKES, "percpu layout");
 
 extern struct fw_percpu fw_percpu[GUEST_MAX_CPUS];
 
@@ -87,15 +136,29 @@ extern uint16_t fw_crash_port;
 /* Linker script symbols. */
 extern char __bss_start[], __bss_end[], _end[];
 
-/* entry.S -> C */
+/* entry.S -> C, at CPL 0 */
 void fw_bsp_init(unsigned cpu, const struct fw_bootinfo *bi);
+void fw_ap_init(unsigned cpu);
+/* entry.S -> C, at CPL 3 */
 __attribute__((noreturn)) void fw_ap_main(unsigned cpu);
+
+/* entry.S: load user data selectors into DS/ES/FS/GS, point IA32_GS_BASE
+ * at fw_percpu[cpu] again (loading GS cleared it) and IRETQ to rip at CPL 3
+ * on stack rsp with RFLAGS = FW_USER_RFLAGS. Called at CPL 0 after
+ * fw_cpu_load_tables. */
+__attribute__((noreturn)) void fw_enter_user(unsigned cpu, uint64_t rsp, void (*rip)(void));
 
 /* trap.c */
 void fw_idt_init(unsigned virq_vector);
 void fw_idt_load(void);
+/* Builds the firmware GDT and one TSS per vCPU (RSP0 = irq_stack_top[i]). */
+void fw_gdt_init(unsigned ncpus, const uint64_t *irq_stack_top);
+/* LGDT, LTR (this vCPU's TSS) and LIDT; CPL 0. */
+void fw_cpu_load_tables(unsigned cpu);
 __attribute__((noreturn)) void fw_exception(struct fw_frame *f);
-void fw_irq_dispatch(struct fw_frame *f);
+/* Runs the VIRQ handler once per VIRQ that reached this vCPU since the last
+ * call; returns how many there were. CPL 3. */
+unsigned fw_run_pending_virqs(void);
 
 /* console.c */
 void fw_console_write(const char *s, size_t n);   /* locked, one exit per chunk */
@@ -103,8 +166,10 @@ void fw_console_write(const char *s, size_t n);   /* locked, one exit per chunk 
  * it already, and gives up waiting after a while. */
 int fw_console_printf_emergency(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* alloc.c */
+/* Page allocator (fw.c). fw_alloc_raw: like guest_alloc_pages but does not
+ * zero the pages (used at CPL 0, where every instruction is expensive). */
 void fw_alloc_init(uint64_t start, uint64_t end);
+void *fw_alloc_raw(size_t npages);
 
 /* Local APIC (xAPIC MMIO; every access is a volatile 32-bit load/store). */
 #define LAPIC_ID       0x020
@@ -129,22 +194,43 @@ static inline void fw_lapic_write(uint32_t reg, uint32_t val)
 void fw_lapic_enable(void);
 void fw_lapic_send_ipi(unsigned apic_id, unsigned vector);
 
-/* Interrupt-flag save/restore used around the firmware's spinlocks so that
- * an interrupt handler on the same vCPU can never spin on a lock its own
- * vCPU holds. */
-static inline unsigned long fw_irq_save(void)
+/* Current privilege level (the RPL bits of CS equal the CPL). */
+static inline unsigned fw_cpl(void)
 {
-    unsigned long flags;
-    __asm__ volatile("pushfq\n\tpopq %0\n\tcli" : "=r"(flags) : : "memory");
-    return flags;
+    uint16_t cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    return cs & 3;
 }
 
-static inline void fw_irq_restore(unsigned long flags)
+/* This vCPU's wake count (struct fw_percpu.wakes). */
+static inline uint32_t fw_wakes(void)
 {
-    if (flags & 0x200)
-        __asm__ volatile("sti" : : : "memory");
+    uint32_t w;
+    __asm__ volatile("movl %%gs:%c1, %0" : "=r"(w) : "i"(FW_PCPU_WAKES) : "memory");
+    return w;
 }
 
+/* CPL 3 only: halt in the firmware gate until an interrupt arrives, unless
+ * one has arrived since `wakes` was read with fw_wakes(). */
+static inline void fw_gate_wait(uint32_t wakes)
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_WAIT;
+    __asm__ volatile("int %[vec]"
+                     : "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR), "a"(wakes)
+                     : "memory");
+}
+
+/* Port output that works at either privilege level: direct at CPL 0 (boot,
+ * exception reports), through the firmware gate at CPL 3. */
+void fw_out32(uint16_t port, uint32_t v);
+void fw_outsb(uint16_t port, const char *s, size_t n);
+
+/*
+ * Firmware spinlock. Interrupts are not disabled around it: the interrupt
+ * stubs never take a lock (they only count), so an interrupt cannot spin on
+ * a lock its own vCPU holds. (CLI/STI are not available at CPL 3 anyway.)
+ */
 typedef struct {
     volatile uint32_t locked;
 } fw_lock_t;
@@ -161,5 +247,7 @@ static inline void fw_unlock(fw_lock_t *l)
 {
     __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif /* ARGOVISOR_FW_H */

@@ -1,24 +1,31 @@
 /*
- * isr.S - interrupt and exception entry stubs.
+ * isr.S - interrupt and exception entry stubs, and the wait gate.
  *
- * All gates are 64-bit interrupt gates on the current stack (no IST, no
- * privilege change). On entry the CPU has aligned RSP down to 16 bytes and
- * pushed SS, RSP, RFLAGS, CS, RIP and, for some exceptions, an error code.
- * Each stub makes the error-code slot uniform (pushing 0 where the CPU does
- * not), pushes its vector and then the common code pushes the general
- * registers so that, from the final RSP upward, memory reads
+ * All gates are 64-bit interrupt gates (IF cleared on entry) without IST.
+ * Guest code runs at CPL 3, so a gate taken from there switches to this
+ * vCPU's interrupt stack (TSS.RSP0); one taken at CPL 0 (early boot, or an
+ * interrupt while halted in the wait gate) stays on the current stack. In
+ * both cases the CPU aligns RSP down to 16 bytes and pushes SS, RSP, RFLAGS,
+ * CS, RIP and, for some exceptions, an error code.
+ *
+ * Exceptions: each stub makes the error-code slot uniform (pushing 0 where
+ * the CPU does not), pushes its vector and then the common code pushes the
+ * general registers so that, from the final RSP upward, memory reads
  *
  *   r15 r14 r13 r12 r11 r10 r9 r8 rbp rdi rsi rdx rcx rbx rax
  *   vector error_code rip cs rflags rsp ss
  *
  * which is struct fw_frame and the crash frame of docs/memory-layout.md.
+ * The 5 CPU words + error code + vector + 15 registers are 22 * 8 = 176
+ * bytes = 11 * 16 below a 16-byte aligned address, so RSP is 16-byte
+ * aligned when fw_exception is called.
  *
- * Stack alignment: the 5 CPU words + error code + vector + 15 registers are
- * 22 * 8 = 176 bytes = 11 * 16 below a 16-byte aligned address, so RSP is
- * 16-byte aligned when the C handlers are called.
+ * Interrupts: every instruction at CPL 0 may be emulated (about 1 us each
+ * on PVM), so the interrupt stubs are a few instructions, call no C and
+ * save no registers: they only use flags, which IRETQ restores.
  */
 
-#define LAPIC_EOI_ADDR  0xFEE000B0
+#include "fw.h"
 
         .text
 
@@ -61,23 +68,6 @@ fw_exc_\vec:
         pushq   %r15
 .endm
 
-.macro  restore_regs
-        popq    %r15
-        popq    %r14
-        popq    %r13
-        popq    %r12
-        popq    %r11
-        popq    %r10
-        popq    %r9
-        popq    %r8
-        popq    %rbp
-        popq    %rdi
-        popq    %rsi
-        popq    %rdx
-        popq    %rcx
-        popq    %rbx
-        popq    %rax
-.endm
 
         /* Error codes: #DF(8) #TS(10) #NP(11) #SS(12) #GP(13) #PF(14)
          * #AC(17) #CP(21) #VC(29) #SX(30). */
@@ -127,37 +117,38 @@ fw_exc_common:
         jmp     1b
         .size   fw_exc_common, . - fw_exc_common
 
-/* Hardware interrupts: VIRQ (0x30 by default) and the wake-up IPI (0x31). */
+/*
+ * EOI: a 32-bit store of 0 to 0xFEE000B0. With a 32-bit address-size
+ * prefix the absolute address is zero-extended, so no register is needed
+ * to hold it (a plain 64-bit displacement would be sign-extended).
+ */
+.macro  lapic_eoi
+        addr32 movl $0, FW_LAPIC_EOI_ADDR
+.endm
+
+/*
+ * VIRQ (0x30 by default): acknowledge it and count it for this vCPU, both as
+ * a VIRQ for the handler (run later at CPL 3 by guest_wait_for_interrupt /
+ * guest_poll_virq, trap.c) and as a wake-up for the gate's WAIT.
+ */
         .globl  fw_irq_virq
         .type   fw_irq_virq, @function
 fw_irq_virq:
-        pushq   $0
-        pushq   $0x30
-        jmp     fw_irq_common
+        lapic_eoi
+        incl    %gs:FW_PCPU_VIRQS
+        incl    %gs:FW_PCPU_WAKES
+        iretq
         .size   fw_irq_virq, . - fw_irq_virq
 
+/* guest_run_on_cpus wake-up IPI (0x31): only a wake-up; the AP's idle loop
+ * then looks at the mailbox. */
         .globl  fw_irq_ipi
         .type   fw_irq_ipi, @function
 fw_irq_ipi:
-        pushq   $0
-        pushq   $0x31
-        jmp     fw_irq_common
+        lapic_eoi
+        incl    %gs:FW_PCPU_WAKES
+        iretq
         .size   fw_irq_ipi, . - fw_irq_ipi
-
-        .type   fw_irq_common, @function
-fw_irq_common:
-        save_regs
-        cld
-        movq    %rsp, %rdi
-        call    fw_irq_dispatch
-        /* EOI: a 32-bit store of 0. The address does not fit a sign-extended
-         * 32-bit displacement, so go through a register. */
-        movl    $LAPIC_EOI_ADDR, %eax
-        movl    $0, (%rax)
-        restore_regs
-        addq    $16, %rsp               /* vector + error code */
-        iretq                           /* pops RIP, CS, RFLAGS, RSP, SS */
-        .size   fw_irq_common, . - fw_irq_common
 
 /* APIC spurious interrupt: no EOI, nothing to do. */
         .globl  fw_irq_spurious
@@ -165,6 +156,83 @@ fw_irq_common:
 fw_irq_spurious:
         iretq
         .size   fw_irq_spurious, . - fw_irq_spurious
+
+/*
+ * Firmware gate (GUEST_GATE_VECTOR = 4, DPL 3): `int $4` from CPL 3 with the
+ * operation in R11 (GUEST_GATE_* in guest.h). Each operation is the one
+ * privileged instruction CPL-3 code may not execute itself, followed by
+ * IRETQ; no register other than the instruction's own output changes.
+ * An unknown operation is reported like an exception, with vector 4.
+ */
+        .globl  fw_gate
+        .type   fw_gate, @function
+fw_gate:
+        cmpq    $GUEST_GATE_NOPS, %r11
+        jae     1f
+        jmp     *fw_gate_ops(, %r11, 8)
+1:      pushq   $0                      /* error code */
+        pushq   $GUEST_GATE_VECTOR
+        jmp     fw_exc_common
+        .size   fw_gate, . - fw_gate
+
+.Lgate_outb:
+        outb    %al, %dx
+        iretq
+.Lgate_outw:
+        outw    %ax, %dx
+        iretq
+.Lgate_outl:
+        outl    %eax, %dx
+        iretq
+.Lgate_inb:
+        inb     %dx, %al
+        iretq
+.Lgate_inw:
+        inw     %dx, %ax
+        iretq
+.Lgate_inl:
+        inl     %dx, %eax
+        iretq
+.Lgate_outsb:
+        rep outsb
+        iretq
+.Lgate_hypercall:
+        outl    %eax, $GUEST_HYPERCALL_PORT
+        iretq
+
+/*
+ * WAIT: halt until an interrupt arrives, unless one (VIRQ or IPI) has
+ * already been taken since the caller read its wake count (passed in EAX)
+ * before checking for work. The gate cleared IF, so nothing can slip in
+ * between the comparison and the HLT: an interrupt that arrives after the
+ * comparison stays pending, and STI's one-instruction shadow makes it end
+ * the HLT rather than be taken before it. It is taken here at CPL 0 and
+ * returns to the CLI; IRETQ then restores the caller's RFLAGS.
+ */
+.Lgate_wait:
+        cmpl    %eax, %gs:FW_PCPU_WAKES
+        jne     1f
+        sti
+        hlt
+        cli
+1:      iretq
+
+        .section .rodata
+        .balign 8
+fw_gate_ops:
+        .quad   .Lgate_outb             /* GUEST_GATE_OUTB */
+        .quad   .Lgate_outw             /* GUEST_GATE_OUTW */
+        .quad   .Lgate_outl             /* GUEST_GATE_OUTL */
+        .quad   .Lgate_inb              /* GUEST_GATE_INB */
+        .quad   .Lgate_inw              /* GUEST_GATE_INW */
+        .quad   .Lgate_inl              /* GUEST_GATE_INL */
+        .quad   .Lgate_outsb            /* GUEST_GATE_OUTSB */
+        .quad   .Lgate_hypercall        /* GUEST_GATE_HYPERCALL */
+        .quad   .Lgate_wait             /* GUEST_GATE_WAIT */
+        .if     (. - fw_gate_ops) != GUEST_GATE_NOPS * 8
+        .error  "fw_gate_ops does not match GUEST_GATE_NOPS"
+        .endif
+        .text
 
 /* Table of the 32 exception stubs, indexed by vector, for fw_idt_init. */
         .section .rodata

@@ -7,6 +7,15 @@
  * info block the VMM wrote at GPA 0x1000 and then calls guest_main() on
  * vCPU 0. The other vCPUs idle until guest_run_on_cpus() hands them work.
  *
+ * Privilege: the firmware does its setup at CPL 0 and then runs all program
+ * code (guest_main, functions passed to guest_run_on_cpus, the VIRQ handler
+ * and the SDK functions below) at CPL 3 with IOPL 3 and interrupts disabled.
+ * Port I/O, CLI/STI, RDTSC and CPUID work there; privileged instructions
+ * (HLT, LIDT, MOV to CRn, RDMSR/WRMSR, ...) raise #GP. To wait for an
+ * interrupt use guest_wait_for_interrupt(). This is done for speed (on
+ * nested KVM, CPL-0 code may be emulated instruction by instruction), not
+ * for protection: every page stays writable from CPL 3.
+ *
  * The names in this file are a contract used by tests outside the tree;
  * do not rename them.
  *
@@ -20,9 +29,8 @@
 #ifndef ARGOVISOR_GUEST_H
 #define ARGOVISOR_GUEST_H
 
-#include <stdint.h>
-#include <stddef.h>
-#include <stdarg.h>
+/* The #defines up to the next marker are also visible to assembly files
+ * (__ASSEMBLER__); everything after it is C only. */
 
 /* ---- ports and fixed numbers (see docs/memory-layout.md) ---------------- */
 
@@ -39,9 +47,37 @@
 
 #define GUEST_VIRQ_VECTOR     0x30  /* default; the boot info carries the real one */
 #define GUEST_IPI_VECTOR      0x31  /* used by guest_run_on_cpus */
+#define GUEST_GATE_VECTOR     4     /* INT 4 from CPL 3: the firmware gate (below) */
 #define GUEST_SPURIOUS_VECTOR 0xFF
 
 #define GUEST_MAX_CPUS        64    /* the firmware drives at most this many vCPUs */
+
+/*
+ * Firmware gate: `int $4` with the operation number in R11. Guest code runs
+ * at CPL 3 and, on the nested KVM this targets (PVM), IOPL is forced to 0,
+ * so port I/O and HLT are done by this CPL-0 gate. INT 3 and INT 4 are the
+ * only INT n that PVM passes through from CPL 3; vector 4 (#OF) is never
+ * raised by the CPU itself in 64-bit mode. The guest_in / guest_out /
+ * guest_hypercall helpers below use it; other registers are as for the
+ * instruction the gate performs, and only RAX (IN results, hypercall
+ * result) changes.
+ */
+#define GUEST_GATE_OUTB       0     /* outb %al, %dx */
+#define GUEST_GATE_OUTW       1     /* outw %ax, %dx */
+#define GUEST_GATE_OUTL       2     /* outl %eax, %dx */
+#define GUEST_GATE_INB        3     /* inb %dx, %al */
+#define GUEST_GATE_INW        4     /* inw %dx, %ax */
+#define GUEST_GATE_INL        5     /* inl %dx, %eax */
+#define GUEST_GATE_OUTSB      6     /* rep outsb: RSI = bytes, RCX = count, DX = port */
+#define GUEST_GATE_HYPERCALL  7     /* outl %eax, $GUEST_HYPERCALL_PORT (see guest_hypercall) */
+#define GUEST_GATE_WAIT       8     /* halt unless this vCPU's wake count != EAX (firmware use) */
+#define GUEST_GATE_NOPS       9
+
+#ifndef __ASSEMBLER__
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdarg.h>
 
 /* ---- program entry / exit ----------------------------------------------- */
 
@@ -93,19 +129,38 @@ uint64_t guest_virt_to_phys(const void *p);
 
 /* ---- interrupts / SMP ------------------------------------------------------- */
 
-/* Handler called (with interrupts disabled) for every VIRQ delivered to the
- * calling domain; NULL removes it. */
+/* Set the handler for VIRQs delivered to this domain; NULL removes it.
+ *
+ * The handler is never called asynchronously in the middle of other code.
+ * The firmware's interrupt stub only counts the VIRQ for the vCPU it
+ * arrived on; the handler then runs in normal CPL-3 context (interrupts
+ * disabled, on that vCPU's own stack) from guest_wait_for_interrupt() or
+ * guest_poll_virq() on that vCPU, once per counted arrival. VIRQs that
+ * arrive while one is still pending in the local APIC coalesce into one,
+ * but none that wakes a waiting vCPU is lost. */
 void guest_set_virq_handler(void (*handler)(void));
 
-/* Enable interrupts, halt until one has been handled, disable them again.
- * The STI shadow makes "check condition, then wait" free of lost wake-ups
- * as long as the condition is checked with interrupts disabled. */
+/* If VIRQs are pending on this vCPU, run the handler for them and return
+ * without halting. Otherwise halt (with interrupts enabled atomically with
+ * the halt) until an interrupt arrives, then run the handler for any VIRQs
+ * it brought; the wake-up may also be the guest_run_on_cpus IPI, after
+ * which nothing is run. Either way it returns with interrupts disabled.
+ * "Check a condition, then wait" is free of lost wake-ups as long as the
+ * condition only changes in the VIRQ handler (or is checked with
+ * interrupts disabled, which is how guest code runs). */
 void guest_wait_for_interrupt(void);
+
+/* For guests that poll rather than wait: briefly enable interrupts so that
+ * any interrupt pending in the local APIC is taken, then run the VIRQ
+ * handler for every VIRQ that has reached this vCPU since the last call of
+ * this function or guest_wait_for_interrupt(). Never halts; leaves the
+ * interrupt flag as it found it. */
+void guest_poll_virq(void);
 
 /* Run fn(cpu) once on every vCPU except the caller and wait until all of
  * them have finished. Must be called from vCPU 0. Returns the number of vCPUs
  * that ran fn (0 when the domain has a single vCPU), or -1 when called from
- * another vCPU. fn runs with interrupts disabled. */
+ * another vCPU. fn runs at CPL 3 with interrupts disabled. */
 int guest_run_on_cpus(void (*fn)(unsigned cpu));
 
 uint64_t guest_rdtsc(void);
@@ -133,27 +188,45 @@ int memcmp(const void *a, const void *b, size_t n);
 
 /* ---- port I/O and CPU helpers -------------------------------------------------- */
 
+/* Port I/O through the firmware gate (GUEST_GATE_VECTOR): IN and OUT
+ * themselves raise #GP at CPL 3. Each call is one trip through CPL 0. */
 static inline void guest_outb(uint16_t port, uint8_t v)
 {
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+    register unsigned long op __asm__("r11") = GUEST_GATE_OUTB;
+    __asm__ volatile("int %[vec]"
+                     : "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR), "a"(v), "d"(port)
+                     : "memory");
 }
 
 static inline uint8_t guest_inb(uint16_t port)
 {
+    register unsigned long op __asm__("r11") = GUEST_GATE_INB;
     uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    __asm__ volatile("int %[vec]"
+                     : "=a"(v), "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR), "d"(port)
+                     : "memory");
     return v;
 }
 
 static inline void guest_outl(uint16_t port, uint32_t v)
 {
-    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+    register unsigned long op __asm__("r11") = GUEST_GATE_OUTL;
+    __asm__ volatile("int %[vec]"
+                     : "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR), "a"(v), "d"(port)
+                     : "memory");
 }
 
 static inline uint32_t guest_inl(uint16_t port)
 {
+    register unsigned long op __asm__("r11") = GUEST_GATE_INL;
     uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    __asm__ volatile("int %[vec]"
+                     : "=a"(v), "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR), "d"(port)
+                     : "memory");
     return v;
 }
 
@@ -170,8 +243,10 @@ static inline void guest_barrier(void)
 /*
  * Hypercall: 32-bit OUT to GUEST_HYPERCALL_PORT with the number in RAX and
  * the arguments in RDI, RSI, RDX, R10, R8; the result comes back in RAX.
- * The argument registers are declared as read/write so that the compiler
- * never relies on the VMM preserving them.
+ * The OUT is done by the firmware gate, which leaves these registers as
+ * they are, so the VMM sees exactly what is passed here. The argument
+ * registers are declared as read/write so that the compiler never relies
+ * on the VMM preserving them.
  */
 static inline long guest_hypercall(unsigned long nr, unsigned long a1,
                                    unsigned long a2, unsigned long a3,
@@ -181,10 +256,12 @@ static inline long guest_hypercall(unsigned long nr, unsigned long a1,
     register unsigned long r8 __asm__("r8") = a5;
     unsigned long rax = nr;
 
-    __asm__ volatile("outl %%eax, %[port]"
+    register unsigned long op __asm__("r11") = GUEST_GATE_HYPERCALL;
+
+    __asm__ volatile("int %[vec]"
                      : "+a"(rax), "+D"(a1), "+S"(a2), "+d"(a3),
-                       "+r"(r10), "+r"(r8)
-                     : [port] "N"(GUEST_HYPERCALL_PORT)
+                       "+r"(r10), "+r"(r8), "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR)
                      : "memory");
     return (long)rax;
 }
@@ -244,5 +321,7 @@ static inline void guest_spin_unlock(guest_spinlock_t *l)
 {
     __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif /* ARGOVISOR_GUEST_H */

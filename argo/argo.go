@@ -1,0 +1,267 @@
+package argo
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/argovisor/argovisor/argo/argosync"
+)
+
+// Memory is one domain's guest-physical memory: Slice returns the host bytes
+// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
+type Memory interface {
+	Slice(gpa, n uint64) ([]byte, error)
+}
+
+// Caller is the context of one hypercall: the calling domain and access to
+// its address space at the addresses it passed (guest-virtual addresses for
+// guests). Errors mean the address is not accessible (-EFAULT).
+type Caller interface {
+	Domain() DomainID
+	ReadGuest(addr uint64, p []byte) error
+	WriteGuest(addr uint64, p []byte) error
+}
+
+// Policy is a domain's Argo access control (the config's [domain.argo]).
+type Policy struct {
+	// Enabled gives the domain Argo state. A disabled domain gets
+	// -EOPNOTSUPP for every op, and others get -ECONNREFUSED when they
+	// target it.
+	Enabled bool
+	// Wildcard lets the domain register rings any domain may send to
+	// (Xen's mac-permissive); otherwise such a registration is -EPERM.
+	Wildcard bool
+	// SendTo, if non-nil, lists the only domains this one may send to or
+	// query with notify; others get -EACCES (Xen's XSM send hook).
+	SendTo []DomainID
+}
+
+// Stats are a domain's Argo counters.
+type Stats struct {
+	Rings                                         int64 // registered now
+	MsgsOut, BytesOut, MsgsIn, BytesIn            uint64
+	EAGAINs, Notifies, Signals, Registers, Errors uint64
+}
+
+type stats struct {
+	rings                                         atomic.Int64
+	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
+	eagains, notifies, signals, registers, errors atomic.Uint64
+}
+
+func (s *stats) snapshot() Stats {
+	return Stats{
+		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
+		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
+		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
+		Errors: s.errors.Load(),
+	}
+}
+
+// domainInfo is what Argo knows about every domain that exists, Argo state
+// or not. Its fields are immutable after AddDomain.
+type domainInfo struct {
+	id       DomainID
+	enabled  bool
+	wildcard bool
+	sendTo   map[DomainID]bool // nil: may send anywhere
+	stats    *stats
+}
+
+func (d *domainInfo) maySendTo(dst DomainID) bool {
+	return d.sendTo == nil || d.sendTo[dst]
+}
+
+// Lock classes, one per role in the hierarchy (for the lockdep build).
+var (
+	classL1         = argosync.NewClass("L1")
+	classRingsL2    = argosync.NewClass("rings_L2")
+	classSendL2     = argosync.NewClass("send_L2")
+	classWildcardL2 = argosync.NewClass("wildcard_L2")
+	classL3         = argosync.NewClass("L3")
+)
+
+// Argo is the Argo state of one VMM: every domain's rings and the global L1
+// lock. Many Argo values can live in one process.
+type Argo struct {
+	signal func(DomainID)
+	host   atomic.Pointer[Host] // domain 0's endpoint, if any
+
+	// l1 is Xen's L1_global_argo_rwlock. R(l1) for every operation;
+	// W(l1) only to add, tear down or remove a domain, and W(l1) implies
+	// every lower lock is uncontended. Lock order: first.
+	l1 argosync.RWMutex
+	// known holds every existing domain.
+	// +checklocks:l1
+	known map[DomainID]*domainInfo
+	// state holds the Argo state of domains that have it (Xen's d->argo).
+	// +checklocks:l1
+	state map[DomainID]*domainArgo
+}
+
+// New makes an empty Argo. signal raises a domain's VIRQ; it is called
+// with no Argo lock held and must not block for long.
+func New(signal func(DomainID)) *Argo {
+	a := &Argo{signal: signal, known: map[DomainID]*domainInfo{}, state: map[DomainID]*domainArgo{}}
+	a.l1.Init(classL1)
+	return a
+}
+
+// ErrDomainExists is returned by AddDomain for an id already present.
+var ErrDomainExists = errors.New("argo: domain already exists")
+
+// AddDomain makes domain id known to Argo, with Argo state if the policy
+// enables it. mem is the domain's guest-physical memory (ring pages are
+// taken from it).
+func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
+	if id == DomainAny {
+		return fmt.Errorf("argo: domain id %#x is reserved", id)
+	}
+	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}}
+	if p.SendTo != nil {
+		info.sendTo = map[DomainID]bool{}
+		for _, d := range p.SendTo {
+			info.sendTo[d] = true
+		}
+	}
+	a.l1.Lock()
+	defer a.l1.Unlock()
+	if a.known[id] != nil {
+		return fmt.Errorf("%w: %d", ErrDomainExists, id)
+	}
+	a.known[id] = info
+	if p.Enabled {
+		a.state[id] = newDomainArgo(id, mem, info)
+	}
+	return nil
+}
+
+// Stats returns a domain's counters (also after teardown).
+func (a *Argo) Stats(id DomainID) (Stats, bool) {
+	a.l1.RLock()
+	defer a.l1.RUnlock()
+	info := a.known[id]
+	if info == nil {
+		return Stats{}, false
+	}
+	return info.stats.snapshot(), true
+}
+
+// domainArgo is one domain's Argo state (Xen's struct argo_domain).
+type domainArgo struct {
+	id   DomainID
+	mem  Memory
+	info *domainInfo
+
+	// ringsL2 guards the ring table. R to look rings up, W to add,
+	// remove or re-register one. Requires R(L1). Lock order: after l1,
+	// before L3 and send_L2.
+	ringsL2 argosync.RWMutex
+	// rings are the rings this domain owns, by (port, partner).
+	// +checklocks:ringsL2
+	rings map[ringKey]*ring
+
+	// sendL2 guards sendInfo. Requires R(L1); no rings_L2 may be taken
+	// while holding it.
+	sendL2 argosync.Mutex
+	// sendInfo lists the unicast rings other domains registered with
+	// this domain as the partner, so they can be torn down with it.
+	// +checklocks:sendL2
+	sendInfo map[ringRef]struct{}
+
+	// wildcardL2 guards wildcardPending. Requires R(L1); leaf.
+	wildcardL2 argosync.Mutex
+	// wildcardPending lists the wildcard rings on which this domain has
+	// a pending space request, so it can be cancelled when it dies.
+	// +checklocks:wildcardL2
+	wildcardPending map[ringRef]struct{}
+}
+
+func newDomainArgo(id DomainID, mem Memory, info *domainInfo) *domainArgo {
+	d := &domainArgo{id: id, mem: mem, info: info}
+	d.ringsL2.Init(classRingsL2)
+	d.sendL2.Init(classSendL2)
+	d.wildcardL2.Init(classWildcardL2)
+	d.ringsL2.Lock()
+	d.rings = map[ringKey]*ring{}
+	d.ringsL2.Unlock()
+	d.sendL2.Lock()
+	d.sendInfo = map[ringRef]struct{}{}
+	d.sendL2.Unlock()
+	d.wildcardL2.Lock()
+	d.wildcardPending = map[ringRef]struct{}{}
+	d.wildcardL2.Unlock()
+	return d
+}
+
+// ringKey identifies a ring inside its owner: (aport, partner).
+type ringKey struct {
+	port    uint32
+	partner DomainID
+}
+
+// ringRef names a ring across domains: (owner, aport); the partner is
+// implied by where the reference is kept.
+type ringRef struct {
+	owner DomainID
+	port  uint32
+}
+
+// signals collects the domains to signal once the locks are dropped. It
+// is a value type with room for the common case so that an operation that
+// signals one or two domains does not allocate.
+type signals struct {
+	buf [4]DomainID
+	ids []DomainID
+}
+
+func (s *signals) add(id DomainID) {
+	if s.ids == nil {
+		s.ids = s.buf[:0]
+	}
+	for _, x := range s.ids {
+		if x == id {
+			return
+		}
+	}
+	s.ids = append(s.ids, id)
+}
+
+// raise signals every collected domain. Preconditions: no ring lock held.
+// +checklocksignore
+func (a *Argo) raise(s *signals) {
+	for _, id := range s.ids {
+		if h := a.host.Load(); id == HostDomain && h != nil {
+			h.signalled()
+			continue
+		}
+		if a.signal != nil {
+			a.signal(id)
+		}
+	}
+}
+
+// assertReadL1 is LOCKING_Read_L1.
+func (a *Argo) assertReadL1() { a.l1.AssertRLocked() }
+
+// assertWriteL1 is LOCKING_Write_L1.
+func (a *Argo) assertWriteL1() { a.l1.AssertLocked() }
+
+// assertReadRingsL2 is LOCKING_Read_rings_L2(d): R(L1) and R(rings_L2),
+// or W(L1).
+func (a *Argo) assertReadRingsL2(d *domainArgo) {
+	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsRLocked()) || a.l1.IsLocked(), "R(rings_L2)")
+}
+
+// assertWriteRingsL2 is LOCKING_Write_rings_L2(d).
+func (a *Argo) assertWriteRingsL2(d *domainArgo) {
+	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsLocked()) || a.l1.IsLocked(), "W(rings_L2)")
+}
+
+// assertL3 is LOCKING_L3(d, r): R(L1), R(rings_L2) and L3 held, or
+// W(rings_L2).
+func (a *Argo) assertL3(d *domainArgo, r *ring) {
+	r.l3.AssertLocked()
+	a.assertReadRingsL2(d)
+}

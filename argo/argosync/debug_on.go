@@ -1,0 +1,50 @@
+//go:build argodebug
+
+package argosync
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+const debugEnabled = true
+
+// holders counts who holds a mutex, for assertions only.
+type holders struct {
+	writers atomic.Int32
+	readers atomic.Int32
+}
+
+func (h *holders) addWriter() { h.writers.Add(1) }
+func (h *holders) delWriter() {
+	if h.writers.Add(-1) < 0 {
+		panic("argosync: unlock of an unlocked mutex")
+	}
+}
+func (h *holders) addReader() { h.readers.Add(1) }
+func (h *holders) delReader() {
+	if h.readers.Add(-1) < 0 {
+		panic("argosync: runlock of an unlocked mutex")
+	}
+}
+func (h *holders) isWriter() bool { return h.writers.Load() > 0 }
+func (h *holders) isAny() bool    { return h.writers.Load() > 0 || h.readers.Load() > 0 }
+
+func (h *holders) assertWriter() {
+	if !h.isWriter() {
+		panic(fmt.Sprintf("argosync: lock assertion failed: mutex %p not write-locked", h))
+	}
+}
+
+func (h *holders) assertAny() {
+	if !h.isAny() {
+		panic(fmt.Sprintf("argosync: lock assertion failed: mutex %p not locked", h))
+	}
+}
+
+// Assert panics with msg if cond is false (argodebug builds only).
+func Assert(cond bool, msg string) {
+	if !cond {
+		panic("argosync: lock assertion failed: " + msg)
+	}
+}

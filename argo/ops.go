@@ -1,0 +1,505 @@
+package argo
+
+import "math"
+
+// Op performs one argo_op hypercall for caller c: cmd in arg0 position,
+// then arg1..arg4 (Xen's order). It returns the value for RAX: 0 or a byte
+// count on success, a negated errno on failure. It never panics on guest
+// input.
+func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
+	// Common entry checks (reference §5.0), in order.
+	if arg3 > math.MaxUint32 || arg4 > math.MaxUint32 {
+		return -EINVAL
+	}
+	a.l1.RLock()
+	defer a.l1.RUnlock()
+	me := a.known[c.Domain()]
+	if me == nil || !me.enabled {
+		return -EOPNOTSUPP
+	}
+	var ret int64
+	switch cmd {
+	case OpRegisterRing:
+		ret = a.registerRing(c, me, arg1, arg2, arg3, arg4)
+		me.stats.registers.Add(1)
+	case OpUnregisterRing:
+		ret = a.unregisterRing(c, me, arg1, arg2, arg3, arg4)
+	case OpSendv:
+		ret = a.sendv(c, me, arg1, arg2, arg3, arg4)
+	case OpNotify:
+		ret = a.notify(c, me, arg1, arg2, arg3, arg4)
+		me.stats.notifies.Add(1)
+	default:
+		return -EOPNOTSUPP
+	}
+	if ret < 0 {
+		me.stats.errors.Add(1)
+	}
+	return ret
+}
+
+// registerRing is XEN_ARGO_OP_register_ring (reference §5.1).
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) registerRing(c Caller, me *domainInfo, regAddr, gfnAddr, npages, flags uint64) int64 {
+	a.assertReadL1()
+	if npages > MaxRingPages {
+		return -EINVAL
+	}
+	gfnBytes := make([]byte, npages*8)
+	if npages > 0 && c.ReadGuest(gfnAddr, gfnBytes) != nil {
+		return -EFAULT
+	}
+	if flags&^RegisterFailExist != 0 {
+		return -EINVAL
+	}
+	var rb [sizeofRegisterRing]byte
+	if c.ReadGuest(regAddr, rb[:]) != nil {
+		return -EFAULT
+	}
+	port, partner, pad, length := le.Uint32(rb[0:]), DomainID(le.Uint16(rb[4:])), le.Uint16(rb[6:]), le.Uint32(rb[8:])
+	if length < MinRingSize || length > MaxRingSize || length%MsgSlotSize != 0 ||
+		npages != uint64(RingPages(length)) || pad != 0 {
+		return -EINVAL
+	}
+	if partner == DomainAny {
+		if !me.wildcard {
+			return -EPERM
+		}
+	} else if a.known[partner] == nil {
+		return -ESRCH
+	}
+	st := a.state[me.id]
+	if st == nil {
+		return -ENODEV
+	}
+	var pst *domainArgo
+	if partner != DomainAny {
+		if pst = a.state[partner]; pst == nil {
+			return -ECONNREFUSED
+		}
+	}
+	return a.registerLocked(st, pst, ringKey{port: port, partner: partner}, length, flags, gfnBytes)
+}
+
+// registerLocked finishes a registration once the arguments are valid.
+// Better than Xen: an existing ring does not count against the limit
+// again, and nothing changes until every page is known good, so a failed
+// re-registration leaves the old ring intact.
+// Preconditions: R(L1); st and pst (nil for a wildcard ring) have state.
+// +checklocksread:a.l1
+func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, flags uint64, gfnBytes []byte) int64 {
+	st.ringsL2.Lock()
+	defer st.ringsL2.Unlock()
+	old := st.rings[key]
+	if old == nil && len(st.rings) >= MaxRingsPerDomain {
+		return -ENOSPC
+	}
+	if old != nil {
+		if flags&RegisterFailExist != 0 {
+			return -EEXIST
+		}
+		old.l3.Lock()
+		oldLen := old.len
+		old.l3.Unlock()
+		if oldLen != length {
+			return -EEXIST
+		}
+	}
+	mem := make(ringMem, len(gfnBytes)/8)
+	for i := range mem {
+		gfn := le.Uint64(gfnBytes[i*8:])
+		if gfn > math.MaxUint64>>pageShift {
+			return -EFAULT
+		}
+		p, err := st.mem.Slice(gfn<<pageShift, PageSize)
+		if err != nil {
+			return -EFAULT
+		}
+		mem[i] = p
+	}
+	// tx_ptr: keep the one in ring memory if it is sane (re-registration
+	// after resume relies on it), else restart at the sanitized rx.
+	tx := mem.txPtr()
+	if tx >= length || tx%MsgSlotSize != 0 {
+		rx := roundup16(uint64(mem.rxPtr()))
+		if rx >= uint64(length) {
+			rx = 0
+		}
+		tx = uint32(rx)
+		mem.publishTx(tx)
+	}
+	if old != nil {
+		old.l3.Lock()
+		old.mem, old.tx = mem, tx
+		old.l3.Unlock()
+		return 0
+	}
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem))
+	if pst != nil {
+		pst.sendL2.Lock()
+		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
+		pst.sendL2.Unlock()
+	}
+	return 0
+}
+
+// insertRingLocked adds r to its owner's table. Preconditions: W(rings_L2).
+// +checklocks:st.ringsL2
+func (a *Argo) insertRingLocked(st *domainArgo, r *ring) {
+	a.assertWriteRingsL2(st)
+	st.rings[r.key] = r
+	st.info.stats.rings.Add(1)
+}
+
+// removeRingLocked deletes r from its owner's table and drops its pending
+// entries (without signalling the waiters, as Xen). It returns nothing to
+// signal. Preconditions: R(L1) (or W), W(st.ringsL2).
+// +checklocks:st.ringsL2
+func (a *Argo) removeRingLocked(st *domainArgo, r *ring) {
+	a.assertWriteRingsL2(st)
+	delete(st.rings, r.key)
+	st.info.stats.rings.Add(-1)
+	r.l3.Lock()
+	if r.wildcard() {
+		for _, p := range r.pending {
+			a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
+		}
+	}
+	r.pending = nil
+	r.mem = nil
+	r.l3.Unlock()
+}
+
+// forgetWildcardPending drops a waiter's reference to a wildcard ring it
+// no longer waits on. Preconditions: R(L1) (or W); the ring's L3 may be
+// held (wildcard_L2 is a leaf).
+// +checklocksignore: reads a.state under the caller's L1 (read or write).
+func (a *Argo) forgetWildcardPending(waiter DomainID, ref ringRef) {
+	ws := a.state[waiter]
+	if ws == nil {
+		return
+	}
+	ws.wildcardL2.Lock()
+	delete(ws.wildcardPending, ref)
+	ws.wildcardL2.Unlock()
+}
+
+// unregisterRing is XEN_ARGO_OP_unregister_ring (reference §5.2).
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) unregisterRing(c Caller, me *domainInfo, arg1, arg2, arg3, arg4 uint64) int64 {
+	a.assertReadL1()
+	if arg2 != 0 || arg3 != 0 || arg4 != 0 {
+		return -EINVAL
+	}
+	var ub [sizeofUnregister]byte
+	if c.ReadGuest(arg1, ub[:]) != nil {
+		return -EFAULT
+	}
+	port, partner, pad := le.Uint32(ub[0:]), DomainID(le.Uint16(ub[4:])), le.Uint16(ub[6:])
+	if pad != 0 {
+		return -EINVAL
+	}
+	st := a.state[me.id]
+	if st == nil {
+		return -ENODEV
+	}
+	st.ringsL2.Lock()
+	defer st.ringsL2.Unlock()
+	r := st.rings[ringKey{port: port, partner: partner}]
+	if r == nil {
+		return -ENOENT
+	}
+	a.removeRingLocked(st, r)
+	if partner != DomainAny {
+		if pst := a.state[partner]; pst != nil {
+			pst.sendL2.Lock()
+			delete(pst.sendInfo, ringRef{owner: st.id, port: port})
+			pst.sendL2.Unlock()
+		}
+	}
+	return 0
+}
+
+// lookupRing finds the most specific ring of dst for sender src: the
+// unicast ring (port, src) first, then the wildcard ring (port, ANY).
+// Preconditions: R(dst.ringsL2).
+// +checklocksread:dst.ringsL2
+func (a *Argo) lookupRing(dst *domainArgo, port uint32, src DomainID) *ring {
+	a.assertReadRingsL2(dst)
+	if r := dst.rings[ringKey{port: port, partner: src}]; r != nil {
+		return r
+	}
+	return dst.rings[ringKey{port: port, partner: DomainAny}]
+}
+
+// iov is one decoded xen_argo_iov.
+type iov struct {
+	addr uint64
+	len  uint32
+	pad  uint32
+}
+
+// sendv is XEN_ARGO_OP_sendv (reference §5.3). It returns the payload
+// length on success.
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType uint64) int64 {
+	a.assertReadL1()
+	var ab [sizeofSendAddr]byte
+	if c.ReadGuest(addrAddr, ab[:]) != nil {
+		return -EFAULT
+	}
+	if niov > MaxIOV {
+		return -EINVAL
+	}
+	var ib [MaxIOV * sizeofIOV]byte
+	if niov > 0 && c.ReadGuest(iovAddr, ib[:niov*sizeofIOV]) != nil {
+		return -EFAULT
+	}
+	src, dst := decodeAddr(ab[0:]), decodeAddr(ab[8:])
+	if src.Pad != 0 || dst.Pad != 0 {
+		return -EINVAL
+	}
+	if src.Domain == DomainAny {
+		src.Domain = me.id
+	} else if src.Domain != me.id {
+		return -EPERM
+	}
+	dinfo := a.known[dst.Domain]
+	if dinfo == nil {
+		return -ESRCH
+	}
+	if !me.maySendTo(dst.Domain) {
+		return -EACCES
+	}
+	st := a.state[me.id]
+	if st == nil {
+		return -ENODEV
+	}
+	dst2 := a.state[dst.Domain]
+	if dst2 == nil {
+		return -ECONNREFUSED
+	}
+	var iovs [MaxIOV]iov
+	for i := range niov {
+		b := ib[i*sizeofIOV:]
+		iovs[i] = iov{addr: le.Uint64(b), len: le.Uint32(b[8:]), pad: le.Uint32(b[12:])}
+	}
+	var sig signals
+	ret := a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], uint32(msgType), &sig)
+	a.raise(&sig)
+	return ret
+}
+
+// sendLocked looks up the ring, checks the iovs and space, and copies the
+// message. Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, iovs []iov, msgType uint32, sig *signals) int64 {
+	dst.ringsL2.RLock()
+	defer dst.ringsL2.RUnlock()
+	r := a.lookupRing(dst, port, st.id)
+	if r == nil {
+		return -ECONNREFUSED
+	}
+	var total uint64
+	for _, v := range iovs {
+		if v.pad != 0 {
+			return -EINVAL
+		}
+		if v.len > MaxMessageSize {
+			return -EINVAL
+		}
+		total += uint64(v.len)
+		if total > MaxMessageSize {
+			return -EMSGSIZE
+		}
+	}
+	r.l3.Lock()
+	defer r.l3.Unlock()
+	a.assertL3(dst, r)
+	if uint64(r.len) <= MsgHeaderSize+roundup16(total) {
+		return -EMSGSIZE
+	}
+	rx := r.sanitizedRx()
+	if roundup16(total)+MsgHeaderSize >= uint64(r.freeSpace(rx)) {
+		st.info.stats.eagains.Add(1)
+		return a.queuePendingLocked(st, r, uint32(total))
+	}
+	// Header, then the payload; nothing is visible until tx_ptr moves.
+	tx := r.tx
+	var hdr [MsgHeaderSize]byte
+	le.PutUint32(hdr[0:], uint32(total)+MsgHeaderSize)
+	encodeAddr(hdr[4:], Addr{Port: src.Port, Domain: st.id})
+	le.PutUint32(hdr[12:], msgType)
+	copy(r.mem.span(RingHeaderSize+uint64(tx), MsgHeaderSize), hdr[:])
+	tx += MsgHeaderSize
+	if tx == r.len {
+		tx = 0
+	}
+	for _, v := range iovs {
+		addr := v.addr
+		err := r.write(&tx, uint64(v.len), func(dst []byte) error {
+			if err := c.ReadGuest(addr, dst); err != nil {
+				return err
+			}
+			addr += uint64(len(dst))
+			return nil
+		})
+		if err != nil {
+			return -EFAULT
+		}
+	}
+	tx = uint32(roundup16(uint64(tx)))
+	if tx >= r.len {
+		tx -= r.len
+	}
+	r.tx = tx
+	r.mem.publishTx(tx)
+	st.info.stats.msgsOut.Add(1)
+	st.info.stats.bytesOut.Add(total)
+	dst.info.stats.msgsIn.Add(1)
+	dst.info.stats.bytesIn.Add(total)
+	sig.add(dst.id)
+	return int64(total)
+}
+
+// queuePendingLocked records that st wants need payload bytes in r and
+// returns -EAGAIN, or -EBUSY when the ring already has the most waiters.
+// A repeated request keeps the larger size. Preconditions: L3(r).
+// +checklocks:r.l3
+func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
+	if i := r.findPending(st.id); i >= 0 {
+		r.pending[i].need = max(r.pending[i].need, need)
+		return -EAGAIN
+	}
+	if len(r.pending) >= MaxPendingPerRing {
+		return -EBUSY
+	}
+	r.pending = append(r.pending, pendingEnt{dom: st.id, need: need})
+	if r.wildcard() {
+		st.wildcardL2.Lock()
+		st.wildcardPending[ringRef{owner: r.owner, port: r.key.port}] = struct{}{}
+		st.wildcardL2.Unlock()
+	}
+	return -EAGAIN
+}
+
+// notify is XEN_ARGO_OP_notify (reference §5.4).
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) notify(c Caller, me *domainInfo, dataAddr, arg2, arg3, arg4 uint64) int64 {
+	a.assertReadL1()
+	if arg2 != 0 || arg3 != 0 || arg4 != 0 {
+		return -EINVAL
+	}
+	st := a.state[me.id]
+	if st == nil {
+		return -ENODEV
+	}
+	var sig signals
+	defer a.raise(&sig)
+	a.wakeWaitersOn(st, &sig)
+	if dataAddr == 0 {
+		return 0
+	}
+	var hb [sizeofRingData]byte
+	if c.ReadGuest(dataAddr, hb[:]) != nil {
+		return -EFAULT
+	}
+	nent := le.Uint32(hb[0:])
+	if nent > MaxNotifyCount {
+		return -EACCES
+	}
+	ents := make([]byte, int(nent)*sizeofRingDataEnt)
+	if nent > 0 && c.ReadGuest(dataAddr+sizeofRingData, ents) != nil {
+		return -EFAULT
+	}
+	for i := range int(nent) {
+		e := ents[i*sizeofRingDataEnt : (i+1)*sizeofRingDataEnt]
+		ringAddr := decodeAddr(e[0:])
+		need := le.Uint32(e[12:])
+		flags, mms := uint16(0), le.Uint32(e[16:])
+		if dst := a.state[ringAddr.Domain]; dst != nil {
+			if !me.maySendTo(ringAddr.Domain) {
+				return -EACCES
+			}
+			flags, mms = a.queryRing(st, dst, ringAddr.Port, need, mms)
+		}
+		le.PutUint16(e[8:], flags)
+		le.PutUint32(e[16:], mms)
+		if c.WriteGuest(dataAddr+sizeofRingData+uint64(i)*sizeofRingDataEnt, e) != nil {
+			return -EFAULT
+		}
+	}
+	return 0
+}
+
+// wakeWaitersOn signals, once, every domain whose space request on one of
+// st's rings now fits. Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) wakeWaitersOn(st *domainArgo, sig *signals) {
+	st.ringsL2.RLock()
+	defer st.ringsL2.RUnlock()
+	for _, r := range st.rings {
+		r.l3.Lock()
+		if len(r.pending) > 0 {
+			space := r.payloadSpace()
+			for i := 0; i < len(r.pending); {
+				p := r.pending[i]
+				if p.need > space {
+					i++
+					continue
+				}
+				r.removePending(i)
+				if r.wildcard() {
+					a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
+				}
+				sig.add(p.dom)
+				st.info.stats.signals.Add(1)
+			}
+		}
+		r.l3.Unlock()
+	}
+}
+
+// queryRing fills one notify entry for sender st about dst's ring at port.
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, uint32) {
+	dst.ringsL2.RLock()
+	defer dst.ringsL2.RUnlock()
+	r := a.lookupRing(dst, port, st.id)
+	if r == nil {
+		return 0, mms
+	}
+	r.l3.Lock()
+	defer r.l3.Unlock()
+	flags := uint16(RingExists)
+	mms = MaxPayload(r.len)
+	if r.wildcard() {
+		flags |= RingShared
+	}
+	space := r.payloadSpace()
+	switch {
+	case need > mms:
+		flags |= RingEMsgSize
+	case space >= need:
+		flags |= RingSufficient
+		if i := r.findPending(st.id); i >= 0 {
+			r.removePending(i)
+			if r.wildcard() {
+				a.forgetWildcardPending(st.id, ringRef{owner: dst.id, port: port})
+			}
+		}
+	default:
+		if a.queuePendingLocked(st, r, need) == -EBUSY {
+			flags |= RingEBusy
+		}
+	}
+	if space == mms {
+		flags |= RingEmpty
+	}
+	return flags, mms
+}

@@ -1,0 +1,145 @@
+package argo
+
+import (
+	"github.com/argovisor/argovisor/argo/argosync"
+)
+
+// pendingEnt is one domain waiting for space in a ring (Xen's
+// pending_ent): it is signalled once when `need` payload bytes fit.
+type pendingEnt struct {
+	dom  DomainID
+	need uint32
+}
+
+// ring is one registered ring (Xen's argo_ring_info).
+type ring struct {
+	owner DomainID
+	key   ringKey
+
+	// l3 guards the ring's state. Requires R(owner rings_L2). Lock
+	// order: after rings_L2, before any wildcard_L2.
+	l3 argosync.Mutex
+	// len is the data length in bytes (fixed for the ring's life).
+	// +checklocks:l3
+	len uint32
+	// tx is the VMM's private copy of tx_ptr; the header copy is only
+	// ever written from it.
+	// +checklocks:l3
+	tx uint32
+	// mem is the ring memory: header then data, one host slice per page.
+	// +checklocks:l3
+	mem ringMem
+	// pending are the space requests, at most MaxPendingPerRing.
+	// +checklocks:l3
+	pending []pendingEnt
+}
+
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem) *ring {
+	r := &ring{owner: owner, key: key}
+	r.l3.Init(classL3)
+	r.l3.Lock()
+	r.len, r.tx, r.mem = length, tx, mem
+	r.l3.Unlock()
+	return r
+}
+
+func (r *ring) wildcard() bool { return r.key.partner == DomainAny }
+
+// ringMem is ring memory spread over pages in order: byte i of the ring
+// (header included) is pages[i/PageSize][i%PageSize].
+type ringMem [][]byte
+
+// span returns the host bytes for ring memory [off, off+n) that lie in one
+// page: at most n bytes, fewer if the page ends first.
+func (m ringMem) span(off, n uint64) []byte {
+	p := m[off>>pageShift]
+	o := off & (PageSize - 1)
+	return p[o:min(o+n, PageSize)]
+}
+
+// rxPtr loads the guest-written rx_ptr (atomic: the guest writes it
+// concurrently).
+func (m ringMem) rxPtr() uint32 { return atomicLoad32(m[0][0:4]) }
+
+// txPtr loads the header's tx_ptr.
+func (m ringMem) txPtr() uint32 { return atomicLoad32(m[0][4:8]) }
+
+// publishTx stores tx_ptr with release ordering after the data writes.
+func (m ringMem) publishTx(v uint32) { atomicStore32(m[0][4:8], v) }
+
+// sanitizedRx reads rx_ptr and makes it safe: rounded up to a slot and 0
+// if out of range. Guest garbage in rx_ptr therefore only harms its own
+// ring. Preconditions: r.l3 held.
+// +checklocks:r.l3
+func (r *ring) sanitizedRx() uint32 {
+	rx := uint64(r.mem.rxPtr())
+	rx = roundup16(rx)
+	if rx >= uint64(r.len) {
+		rx = 0
+	}
+	return uint32(rx)
+}
+
+// freeSpace is the free byte count between tx and rx (len when empty).
+// Preconditions: r.l3 held.
+// +checklocks:r.l3
+func (r *ring) freeSpace(rx uint32) uint32 {
+	if rx == r.tx {
+		return r.len
+	}
+	return (rx + r.len - r.tx) % r.len
+}
+
+// payloadSpace is the largest payload that fits now: free space less the
+// message header and the always-free reserve slot. Preconditions: r.l3.
+// +checklocks:r.l3
+func (r *ring) payloadSpace() uint32 {
+	sp := r.freeSpace(r.sanitizedRx())
+	if sp <= 2*MsgSlotSize {
+		return 0
+	}
+	return sp - 2*MsgSlotSize
+}
+
+// write copies n bytes into the data area at data offset *tx, wrapping at
+// the ring end, and advances *tx (not rounded). fill produces the bytes for
+// each destination piece; an error from it aborts the write. Preconditions:
+// r.l3 held; n ≤ len.
+// +checklocks:r.l3
+func (r *ring) write(tx *uint32, n uint64, fill func(dst []byte) error) error {
+	for n > 0 {
+		chunk := min(n, uint64(r.len-*tx)) // up to the end of the data area
+		for done := uint64(0); done < chunk; {
+			dst := r.mem.span(RingHeaderSize+uint64(*tx)+done, chunk-done)
+			if err := fill(dst); err != nil {
+				return err
+			}
+			done += uint64(len(dst))
+		}
+		*tx += uint32(chunk)
+		if *tx == r.len {
+			*tx = 0
+		}
+		n -= chunk
+	}
+	return nil
+}
+
+// findPending returns the index of dom's pending entry or -1.
+// +checklocks:r.l3
+func (r *ring) findPending(dom DomainID) int {
+	for i := range r.pending {
+		if r.pending[i].dom == dom {
+			return i
+		}
+	}
+	return -1
+}
+
+// removePending drops entry i (order does not matter).
+// +checklocks:r.l3
+func (r *ring) removePending(i int) {
+	last := len(r.pending) - 1
+	r.pending[i] = r.pending[last]
+	r.pending = r.pending[:last]
+}
