@@ -2,10 +2,10 @@
  * console.c - serial console and the printf family.
  *
  * Output goes to the serial transmit port (0x3F8 unless the boot info says
- * otherwise). Whole strings are sent with one `rep outsb`, which the VMM
- * sees as a single string-I/O exit. A call of guest_printf/guest_puts holds
- * the console lock from its first to its last byte, so lines from several
- * vCPUs never interleave.
+ * otherwise). Whole strings are sent with one `rep outsb` (by the firmware
+ * gate when called at CPL 3), which the VMM sees as a single string-I/O
+ * exit. A call of guest_printf/guest_puts holds the console lock from its
+ * first to its last byte, so lines from several vCPUs never interleave.
  */
 #include "fw.h"
 

@@ -221,7 +221,7 @@ static const char *const exc_names[32] = {
     [1] = "#DB debug",
     [2] = "NMI",
     [3] = "#BP breakpoint",
-    [4] = "#OF overflow",
+    [4] = "bad firmware gate call (INT 4, unknown R11)",
     [5] = "#BR bound range exceeded",
     [6] = "#UD invalid opcode",
     [7] = "#NM device not available",
@@ -272,6 +272,8 @@ void fw_exception(struct fw_frame *f)
             "exception %lu (%s) at rip=0x%lx err=0x%lx\n",
             vec, name, f->rip, f->error_code);
     }
+    if (vec == GUEST_GATE_VECTOR)
+        fw_console_printf_emergency("  r11=0x%lx\n", f->r11);
     if ((vec == 11 || vec == 13) && (f->error_code & 2)) {
         /* Error code refers to an IDT entry: an interrupt arrived on a
          * vector without a gate (#NP), or the gate was unusable (#GP). */

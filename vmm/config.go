@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,13 @@ type fileDomain struct {
 	Memory any            `toml:"memory"`
 	VCPUs  *int64         `toml:"vcpus"`
 	Params map[string]any `toml:"params"`
+	Argo   fileArgo       `toml:"argo"`
+}
+
+type fileArgo struct {
+	Enabled  *bool    `toml:"enabled"`
+	Wildcard bool     `toml:"wildcard"`
+	SendTo   []string `toml:"send_to"`
 }
 
 type fileConfig struct {
@@ -135,7 +143,23 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		if _, err := encodeParams(params); err != nil {
 			return nil, bad("%s: %v", where, err)
 		}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params})
+		pol := ArgoPolicy{Disabled: fd.Argo.Enabled != nil && !*fd.Argo.Enabled, Wildcard: fd.Argo.Wildcard}
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol})
+	}
+	// send_to names domains; ids are given in config order from 1.
+	for i, fd := range fc.Domain {
+		if fd.Argo.SendTo == nil {
+			continue
+		}
+		ids := []uint16{}
+		for _, name := range fd.Argo.SendTo {
+			j := slices.IndexFunc(fc.Domain, func(o fileDomain) bool { return o.Name == name })
+			if j < 0 {
+				return nil, bad("domain %q: argo.send_to names unknown domain %q", fd.Name, name)
+			}
+			ids = append(ids, uint16(j+1))
+		}
+		cfg.Domains[i].Argo.SendTo = ids
 	}
 	return cfg, nil
 }

@@ -37,10 +37,16 @@ peer = "2"
 count = 5
 verbose = true
 
+[domain.argo]
+wildcard = true
+send_to = ["pong", "ping"]
+
 [[domain]]
 name = "pong"
 kernel = "k.elf"
 memory = 33554432
+[domain.argo]
+enabled = false
 `)
 	cfg, err := LoadConfig(p)
 	if err != nil {
@@ -58,6 +64,12 @@ memory = 33554432
 	}
 	if d1.Memory != 32<<20 || d1.VCPUs != DefaultVCPUs || len(d1.Params) != 0 {
 		t.Errorf("domain 1 = %+v", d1)
+	}
+	if !d0.Argo.Wildcard || d0.Argo.Disabled || len(d0.Argo.SendTo) != 2 || d0.Argo.SendTo[0] != 2 || d0.Argo.SendTo[1] != 1 {
+		t.Errorf("domain 0 argo = %+v", d0.Argo)
+	}
+	if !d1.Argo.Disabled || d1.Argo.Wildcard || d1.Argo.SendTo != nil {
+		t.Errorf("domain 1 argo = %+v (default: enabled, no wildcard, send anywhere)", d1.Argo)
 	}
 }
 
@@ -104,6 +116,9 @@ func TestConfigErrors(t *testing.T) {
 		{"zero vcpus", "[[domain]]\nname = \"a\"\nvcpus = 0\n" + ok, "vcpus = 0"},
 		{"too many vcpus", "[[domain]]\nname = \"a\"\nvcpus = 65\n" + ok, "vcpus = 65"},
 		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
+		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},
+		{"unknown argo key", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nwildcards = true\n", "wildcards"},
+		{"argo type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nenabled = \"yes\"\n", "toml"},
 		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
 		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},
 	} {

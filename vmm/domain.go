@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/kvm"
 )
 
@@ -17,6 +18,7 @@ type DomainConfig struct {
 	Memory uint64 // bytes of RAM
 	VCPUs  int
 	Params map[string]string
+	Argo   ArgoPolicy
 }
 
 // Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
@@ -309,6 +311,9 @@ func (d *Domain) emitLine(line string) {
 func (d *Domain) release() error {
 	var errs []error
 	d.destroyOnce.Do(func() {
+		// Forget the domain in Argo before its RAM goes: no ring may
+		// point into unmapped memory.
+		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
 		for _, vc := range d.vcpus {
 			if err := vc.ctx.cpu.Close(); err != nil {
 				errs = append(errs, err)

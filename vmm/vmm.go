@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/kvm"
 )
 
@@ -25,6 +26,7 @@ type Options struct {
 type VMM struct {
 	sys  *kvm.System
 	opts Options
+	argo *argo.Argo
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
@@ -52,7 +54,9 @@ func New(opts Options) (*VMM, error) {
 		return nil, err
 	}
 	v := &VMM{sys: sys, opts: opts, nextID: 1}
+	v.argo = argo.New(v.argoSignal)
 	v.hypercalls[HypercallNull] = nullHypercall
+	v.hypercalls[HypercallArgoOp] = v.argoHypercall
 	return v, nil
 }
 
@@ -96,6 +100,10 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, cfg.Argo.argo()); err != nil {
+		d.release()
+		return nil, err
+	}
 	v.mu.Lock()
 	v.domains = append(v.domains, d)
 	v.mu.Unlock()
@@ -122,6 +130,9 @@ func (v *VMM) Domain(id uint16) *Domain {
 }
 
 func (v *VMM) domainStopped(d *Domain) {
+	// Its rings, its requests and other domains' rings partnered with it
+	// go now, while the others keep running.
+	v.argo.Teardown(argo.DomainID(d.id))
 	v.mu.Lock()
 	hooks := append(([]func(*Domain))(nil), v.onStop...)
 	v.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -171,6 +172,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "argovisor: %s (domain %d): %v\n", d.Name(), d.ID(), r)
 		if r.Fault != nil {
 			fmt.Fprintln(stdout, r.Fault.RegisterDump())
+		}
+		if st := d.ArgoStats(); st != (argo.Stats{}) {
+			fmt.Fprintf(stdout, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%d\n",
+				d.Name(), st.Registers, st.MsgsOut, st.BytesOut, st.MsgsIn, st.BytesIn, st.EAGAINs, st.Notifies, st.Signals, st.Errors)
 		}
 		if !r.OK() {
 			code = exitFailure

@@ -9,12 +9,16 @@
  *
  * Privilege: the firmware does its setup at CPL 0 and then runs all program
  * code (guest_main, functions passed to guest_run_on_cpus, the VIRQ handler
- * and the SDK functions below) at CPL 3 with IOPL 3 and interrupts disabled.
- * Port I/O, CLI/STI, RDTSC and CPUID work there; privileged instructions
- * (HLT, LIDT, MOV to CRn, RDMSR/WRMSR, ...) raise #GP. To wait for an
- * interrupt use guest_wait_for_interrupt(). This is done for speed (on
- * nested KVM, CPL-0 code may be emulated instruction by instruction), not
- * for protection: every page stays writable from CPL 3.
+ * and the SDK functions below) at CPL 3, with IOPL 0 and interrupts
+ * enabled. This is for speed, not protection (every page stays writable
+ * from CPL 3): on the nested KVM argovisor targets (PVM), CPL-0 code is
+ * emulated an instruction at a time while CPL-3 code runs natively.
+ * RDTSC, CPUID, PAUSE and the local APIC's MMIO page work at CPL 3. IN,
+ * OUT, CLI, STI, HLT, LIDT, MOV to CRn, RDMSR/WRMSR and INT n (except INT3
+ * and the firmware gate) fault: use guest_outb / guest_inb / guest_outl /
+ * guest_inl, guest_hypercall and guest_wait_for_interrupt instead.
+ * Interrupts never run guest code asynchronously (see
+ * guest_set_virq_handler), so there is no need to disable them.
  *
  * The names in this file are a contract used by tests outside the tree;
  * do not rename them.
@@ -29,8 +33,8 @@
 #ifndef ARGOVISOR_GUEST_H
 #define ARGOVISOR_GUEST_H
 
-/* The #defines up to the next marker are also visible to assembly files
- * (__ASSEMBLER__); everything after it is C only. */
+/* The #defines before the `#ifndef __ASSEMBLER__` below are also usable
+ * from assembly files (the firmware's); the rest is C only. */
 
 /* ---- ports and fixed numbers (see docs/memory-layout.md) ---------------- */
 
@@ -57,10 +61,10 @@
  * at CPL 3 and, on the nested KVM this targets (PVM), IOPL is forced to 0,
  * so port I/O and HLT are done by this CPL-0 gate. INT 3 and INT 4 are the
  * only INT n that PVM passes through from CPL 3; vector 4 (#OF) is never
- * raised by the CPU itself in 64-bit mode. The guest_in / guest_out /
- * guest_hypercall helpers below use it; other registers are as for the
- * instruction the gate performs, and only RAX (IN results, hypercall
- * result) changes.
+ * raised by the CPU itself in 64-bit mode. The guest_in* / guest_out* /
+ * guest_hypercall helpers below use it. Operands are in the registers the
+ * performed instruction uses, and only that instruction's outputs change
+ * (RAX for IN and hypercalls, RSI/RCX for OUTSB).
  */
 #define GUEST_GATE_OUTB       0     /* outb %al, %dx */
 #define GUEST_GATE_OUTW       1     /* outw %ax, %dx */
@@ -132,35 +136,36 @@ uint64_t guest_virt_to_phys(const void *p);
 /* Set the handler for VIRQs delivered to this domain; NULL removes it.
  *
  * The handler is never called asynchronously in the middle of other code.
- * The firmware's interrupt stub only counts the VIRQ for the vCPU it
- * arrived on; the handler then runs in normal CPL-3 context (interrupts
- * disabled, on that vCPU's own stack) from guest_wait_for_interrupt() or
- * guest_poll_virq() on that vCPU, once per counted arrival. VIRQs that
- * arrive while one is still pending in the local APIC coalesce into one,
- * but none that wakes a waiting vCPU is lost. */
+ * The firmware's CPL-0 interrupt stub only acknowledges the VIRQ and counts
+ * it for the vCPU it arrived on; the handler then runs in normal CPL-3
+ * context, on that vCPU's own stack, called from guest_wait_for_interrupt()
+ * or guest_poll_virq() on that vCPU (or from the idle loop of a vCPU other
+ * than 0), once per counted arrival. VIRQs that arrive while an earlier one
+ * is still pending in the local APIC coalesce into one, but no wake-up is
+ * lost. Do not call guest_wait_for_interrupt or guest_poll_virq while
+ * holding a lock that the handler takes. */
 void guest_set_virq_handler(void (*handler)(void));
 
-/* If VIRQs are pending on this vCPU, run the handler for them and return
- * without halting. Otherwise halt (with interrupts enabled atomically with
- * the halt) until an interrupt arrives, then run the handler for any VIRQs
- * it brought; the wake-up may also be the guest_run_on_cpus IPI, after
- * which nothing is run. Either way it returns with interrupts disabled.
- * "Check a condition, then wait" is free of lost wake-ups as long as the
- * condition only changes in the VIRQ handler (or is checked with
- * interrupts disabled, which is how guest code runs). */
+/* If VIRQs have reached this vCPU since the handler last ran for them, run
+ * it for them and return without halting. Otherwise halt until an
+ * interrupt arrives, then run the handler for any VIRQs it brought; the
+ * wake-up may also be the guest_run_on_cpus IPI, after which nothing is
+ * run. So "while (!condition) guest_wait_for_interrupt();" is free of lost
+ * wake-ups when the condition is changed by the VIRQ handler: a VIRQ that
+ * arrives at any point after the check either is handled before the halt
+ * or stops it from sleeping. */
 void guest_wait_for_interrupt(void);
 
-/* For guests that poll rather than wait: briefly enable interrupts so that
- * any interrupt pending in the local APIC is taken, then run the VIRQ
- * handler for every VIRQ that has reached this vCPU since the last call of
- * this function or guest_wait_for_interrupt(). Never halts; leaves the
- * interrupt flag as it found it. */
+/* Never halts: run the VIRQ handler for every VIRQ that has reached this
+ * vCPU since the handler last ran for them (interrupts are taken at CPL 3
+ * as they arrive and only counted). For guests that poll rather than wait;
+ * costs one memory access when nothing is pending. */
 void guest_poll_virq(void);
 
 /* Run fn(cpu) once on every vCPU except the caller and wait until all of
  * them have finished. Must be called from vCPU 0. Returns the number of vCPUs
  * that ran fn (0 when the domain has a single vCPU), or -1 when called from
- * another vCPU. fn runs at CPL 3 with interrupts disabled. */
+ * another vCPU. fn runs at CPL 3, like all guest code. */
 int guest_run_on_cpus(void (*fn)(unsigned cpu));
 
 uint64_t guest_rdtsc(void);
@@ -300,9 +305,9 @@ static inline uint32_t guest_atomic_add32(volatile uint32_t *p, uint32_t v)
     return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
 }
 
-/* A plain test-and-set spinlock for guest programs. It does not touch the
- * interrupt flag: do not take it both in a VIRQ handler and with interrupts
- * enabled on the same vCPU. */
+/* A plain test-and-set spinlock for guest programs. The VIRQ handler runs
+ * from guest_wait_for_interrupt / guest_poll_virq on the calling vCPU, so
+ * do not call those while holding a lock the handler also takes. */
 typedef struct {
     volatile uint32_t locked;
 } guest_spinlock_t;

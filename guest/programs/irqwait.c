@@ -15,8 +15,8 @@ int guest_main(void)
 
     guest_set_virq_handler(on_virq);
     guest_puts("waiting");
-    /* virqs is only checked with interrupts disabled; the wait re-enables
-     * them atomically with the HLT. */
+    /* on_virq runs only inside guest_wait_for_interrupt, which does not
+     * halt if a VIRQ arrived after this check. */
     while (virqs < want)
         guest_wait_for_interrupt();
     guest_printf("got %u virqs\n", virqs);

@@ -1,0 +1,83 @@
+/* argo.c - the guest side of Argo rings: the reader and small helpers. */
+#include <argo.h>
+#include <guest.h>
+
+long argo_ring_recv(struct argo_ring *ring, uint32_t ring_len, void *buf, uint32_t buf_len,
+                    struct argo_addr *source, uint32_t *message_type)
+{
+    /* rx is ours, tx is the VMM's: load tx with acquire so the message
+     * bytes it covers are visible. Sanitise both like the VMM does. */
+    uint32_t rx = __atomic_load_n(&ring->rx_ptr, __ATOMIC_RELAXED);
+    uint32_t tx = __atomic_load_n(&ring->tx_ptr, __ATOMIC_ACQUIRE);
+    rx = (rx + 15u) & ~15u;
+    if (rx >= ring_len)
+        rx = 0;
+    if (tx >= ring_len || (tx & 15u))
+        return -EINVAL;
+    uint32_t avail = (tx + ring_len - rx) % ring_len;
+    if (avail < ARGO_MSG_HEADER_SIZE)
+        return -EAGAIN;
+
+    /* The header never wraps: rx and len are multiples of 16. */
+    const struct argo_ring_message_header *h =
+        (const struct argo_ring_message_header *)&ring->ring[rx];
+    uint32_t mlen = h->len;
+    if (mlen < ARGO_MSG_HEADER_SIZE || mlen > avail) {
+        __atomic_store_n(&ring->rx_ptr, tx, __ATOMIC_RELEASE);
+        return -EINVAL;
+    }
+    uint32_t plen = mlen - ARGO_MSG_HEADER_SIZE;
+    if (plen > buf_len)
+        return -EMSGSIZE;
+    if (source)
+        *source = h->source;
+    if (message_type)
+        *message_type = h->message_type;
+
+    /* The payload may wrap at the end of the data area. */
+    uint32_t start = rx + ARGO_MSG_HEADER_SIZE;
+    if (start >= ring_len)
+        start -= ring_len;
+    uint32_t first = ring_len - start;
+    if (first > plen)
+        first = plen;
+    guest_memcpy(buf, &ring->ring[start], first);
+    guest_memcpy((uint8_t *)buf + first, &ring->ring[0], plen - first);
+
+    uint32_t next = rx + ((mlen + 15u) & ~15u);
+    if (next >= ring_len)
+        next -= ring_len;
+    /* Release: our reads of the message finish before the VMM may reuse
+     * the space. */
+    __atomic_store_n(&ring->rx_ptr, next, __ATOMIC_RELEASE);
+    return (long)plen;
+}
+
+struct argo_ring *argo_ring_create(uint32_t aport, uint16_t partner, uint32_t len, long *err)
+{
+    uint32_t npages = argo_ring_pages(len);
+    struct argo_ring *ring = guest_alloc_pages(npages);
+    uint64_t *gfns = guest_alloc_pages((npages * 8 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
+    long ret = -ENOMEM;
+
+    if (ring && gfns) {
+        for (uint32_t i = 0; i < npages; i++)
+            gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
+        struct argo_register_ring reg = { .aport = aport, .partner_id = partner, .len = len };
+        ret = argo_register_ring(&reg, gfns, npages, 0);
+    }
+    if (err)
+        *err = ret;
+    return ret == 0 ? ring : NULL;
+}
+
+long argo_send(uint16_t domid, uint32_t dst_port, uint32_t src_port, const void *buf,
+               uint32_t len, uint32_t message_type)
+{
+    struct argo_send_addr addr = {
+        .src = { .aport = src_port, .domain_id = ARGO_DOMID_ANY },
+        .dst = { .aport = dst_port, .domain_id = domid },
+    };
+    struct argo_iov iov = { .iov_hnd = (uint64_t)(uintptr_t)buf, .iov_len = len };
+    return argo_sendv(&addr, &iov, 1, message_type);
+}

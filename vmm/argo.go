@@ -1,0 +1,61 @@
+package vmm
+
+import (
+	"github.com/argovisor/argovisor/argo"
+)
+
+// ArgoPolicy is a domain's [domain.argo] configuration.
+type ArgoPolicy struct {
+	// Disabled turns Argo off for the domain (config: enabled = false).
+	Disabled bool
+	// Wildcard allows registering rings any domain may send to.
+	Wildcard bool
+	// SendTo, if non-nil, lists the only domain ids the domain may send
+	// to (config: send_to, by name).
+	SendTo []uint16
+}
+
+func (p ArgoPolicy) argo() argo.Policy {
+	pol := argo.Policy{Enabled: !p.Disabled, Wildcard: p.Wildcard}
+	if p.SendTo != nil {
+		pol.SendTo = make([]argo.DomainID, len(p.SendTo))
+		for i, id := range p.SendTo {
+			pol.SendTo[i] = argo.DomainID(id)
+		}
+	}
+	return pol
+}
+
+// Argo is the VMM's Argo instance (for the host endpoint and statistics).
+func (v *VMM) Argo() *argo.Argo { return v.argo }
+
+// argoCaller adapts a hypercall to argo.Caller: the calling domain and its
+// address space as seen by the calling vCPU. It is one pointer wide, so
+// converting it to the interface does not allocate.
+type argoCaller struct{ h *Hypercall }
+
+func (c argoCaller) Domain() argo.DomainID { return argo.DomainID(c.h.Domain.id) }
+
+func (c argoCaller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
+
+func (c argoCaller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
+
+// argoHypercall serves hypercall 39: argo_op(cmd, arg1, arg2, arg3, arg4).
+func (v *VMM) argoHypercall(h *Hypercall) int64 {
+	a := &h.Args
+	return v.argo.Op(argoCaller{h}, a[0], a[1], a[2], a[3], a[4])
+}
+
+// argoSignal raises the VIRQ of domain id (Argo calls it with no ring
+// lock held).
+func (v *VMM) argoSignal(id argo.DomainID) {
+	if d := v.Domain(uint16(id)); d != nil {
+		d.InjectVIRQ()
+	}
+}
+
+// ArgoStats returns the domain's Argo counters.
+func (d *Domain) ArgoStats() argo.Stats {
+	s, _ := d.vmm.argo.Stats(argo.DomainID(d.id))
+	return s
+}
