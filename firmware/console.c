@@ -337,6 +337,7 @@ int guest_vprintf(const char *fmt, va_list ap)
 {
     char buf[CON_BUF];
     struct sink o = { .buf = buf, .cap = sizeof(buf), .len = 0, .total = 0, .to_serial = 1 };
+
     con_lock();
     format(&o, fmt, ap);
     sink_flush(&o);
@@ -382,6 +383,7 @@ void guest_puts(const char *s)
 {
     char buf[CON_BUF];
     struct sink o = { .buf = buf, .cap = sizeof(buf), .len = 0, .total = 0, .to_serial = 1 };
+
     con_lock();
     if (s)
         sink_str(&o, s, guest_strlen(s));

@@ -293,14 +293,15 @@ void fw_ap_main(unsigned cpu)
 {
     uint64_t seen = 0;
 
-    /* From here on the wake-up IPI is welcome (if it comes early it waits
-     * in the LAPIC until the first wait). */
+    /* The BSP sends wake-up IPIs only after this. One that arrives before
+     * the first mailbox check is harmless: it is just counted. */
     __atomic_add_fetch(&cpus_online, 1, __ATOMIC_RELEASE);
 
     /* The wake count is read before the mailbox is checked, and the gate
-     * only halts while it is unchanged, so an IPI that arrives after the
-     * check (whether taken at once at CPL 3 or left pending) ends or skips
-     * the halt: no lost wake-ups. */
+     * only halts while the count is unchanged. An IPI that arrives after
+     * the read is either taken at CPL 3 at once (the count moves, so the
+     * gate does not halt) or held until the gate's STI (it ends the HLT):
+     * no lost wake-ups. */
     for (;;) {
         uint32_t wakes = fw_wakes();
         uint64_t gen = __atomic_load_n(&mailbox.generation, __ATOMIC_ACQUIRE);

@@ -22,8 +22,9 @@
 #define FW_SEL_TSS0         0x28    /* vCPU i: FW_SEL_TSS0 + 16 * i */
 
 /* RFLAGS of CPL-3 code when the firmware enters it: IF = 1, IOPL 0. PVM
- * runs CPL-3 code with IOPL 0 and takes interrupts there whatever IF says,
- * so this is stated rather than left to the host. */
+ * forces IOPL 0 at CPL 3 anyway (so IN/OUT/CLI/STI fault there on every
+ * host alike). With IF = 1 interrupts are taken, and only counted, while
+ * guest code runs, so polling for VIRQs needs no STI. */
 #define FW_USER_RFLAGS      0x202
 
 /* Interrupt stack (TSS.RSP0) of each vCPU, from the page allocator. */

@@ -1,10 +1,10 @@
 /*
- * isr.S - interrupt and exception entry stubs, and the wait gate.
+ * isr.S - interrupt and exception entry stubs, and the firmware gate.
  *
  * All gates are 64-bit interrupt gates (IF cleared on entry) without IST.
  * Guest code runs at CPL 3, so a gate taken from there switches to this
  * vCPU's interrupt stack (TSS.RSP0); one taken at CPL 0 (early boot, or an
- * interrupt while halted in the wait gate) stays on the current stack. In
+ * interrupt while halted in the gate's WAIT) stays on the current stack. In
  * both cases the CPU aligns RSP down to 16 bytes and pushes SS, RSP, RFLAGS,
  * CS, RIP and, for some exceptions, an error code.
  *

@@ -7,8 +7,9 @@
 /* ---- GDT and TSS ------------------------------------------------------------ */
 
 /* 64-bit TSS. Only RSP0 is used: the stack the CPU switches to when an
- * interrupt or exception arrives at CPL 3. No IST, no I/O bitmap (the map
- * base points past the limit; guest code has IOPL 3 and never needs it). */
+ * interrupt, exception or gate call arrives at CPL 3. No IST, no I/O bitmap
+ * (the map base points past the limit, so IN/OUT at CPL 3 fault; guest
+ * code does port I/O through the firmware gate). */
 struct fw_tss {
     uint32_t reserved0;
     uint64_t rsp[3];

@@ -134,3 +134,13 @@ func (c *VCPU) SetRunnable() error {
 	}
 	return nil
 }
+
+// TSCKHz returns the guest TSC frequency (KVM_GET_TSC_KHZ), to turn
+// guest-measured cycles into time.
+func (c *VCPU) TSCKHz() (uint64, error) {
+	khz, err := gokvm.GetTSCKHz(c.fd)
+	if err != nil {
+		return 0, fmt.Errorf("KVM_GET_TSC_KHZ vcpu=%d: %w", c.id, err)
+	}
+	return khz, nil
+}

@@ -299,6 +299,10 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
 }
 
+// TSCKHz is the guest TSC frequency in kHz, for converting guest-measured
+// cycles to time.
+func (d *Domain) TSCKHz() (uint64, error) { return d.vcpus[0].ctx.cpu.TSCKHz() }
+
 // InjectVIRQ raises the domain's VIRQ on vCPU 0.
 func (d *Domain) InjectVIRQ() (bool, error) { return d.InjectInterrupt(0, VIRQVector) }
 

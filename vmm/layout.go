@@ -137,7 +137,7 @@ func writeTables(mem PhysMemory) error {
 	}
 	clear(pml4)
 	// User-accessible everywhere: guest programs run at CPL 3 (see
-	// docs/design.md, "Guest privilege").
+	// docs/memory-layout.md, "Guest privilege").
 	const rwp = pteP | pteRW | pteUS
 	le.PutUint64(pml4[0:], pdptGPA|rwp)
 	pdpt := pml4[pdptGPA-pml4GPA:]

@@ -20,5 +20,8 @@ int guest_main(void)
     guest_printf("max leaf %x signature %s\n", r[0], sig);
     cpuid(0x40000001, r);
     guest_printf("hypercall port %x exit port %x virq vector %x abi %u\n", r[0], r[1], r[2], r[3]);
+    uint16_t cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    guest_printf("running at cpl %u\n", cs & 3u);
     return guest_strcmp(sig, "argovisorKVM") == 0 && r[0] == GUEST_HYPERCALL_PORT ? 0 : 1;
 }
