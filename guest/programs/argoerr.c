@@ -7,13 +7,20 @@
  * "argoerr: <k> of <n> checks FAILED" (return 1).
  *
  * Params (domain ids as numbers):
- *   mode=tester|disabled  tester (default) runs the checks below;
- *                         disabled is for a domain whose Argo is off: every
- *                         op must return -EOPNOTSUPP
- *   other=<domid>    an existing Argo domain the tester may send to; used as
- *                    the spoofed source and as a ring partner (required)
- *   denied=<domid>   an existing domain missing from the tester's send_to
- *                    (checks skipped if absent)
+ *   mode=tester|peer|disabled
+ *                    tester (default) runs the checks below.
+ *                    peer is for the `other` and `denied` domains: it
+ *                    registers a ring for the tester on port 1, then sends
+ *                    the tester a heartbeat on port 9 every few ms until
+ *                    that is refused (the tester has exited) and returns 0;
+ *                    param tester=<domid> names the tester.
+ *                    disabled is for a domain whose Argo is off: every op
+ *                    must return -EOPNOTSUPP.
+ *   other=<domid>    an Argo domain (running mode=peer) the tester may send
+ *                    to; used as the spoofed source and as a ring partner
+ *                    (required)
+ *   denied=<domid>   a domain (running mode=peer) missing from the tester's
+ *                    send_to (checks skipped if absent)
  *   disabled=<domid> an existing domain with Argo disabled, present in the
  *                    tester's send_to (checks skipped if absent)
  *   missing=<domid>  a domain id that does not exist (default 999)
@@ -24,7 +31,10 @@
  *                    negative errno or a non-negative value) or skip it
  *
  * The tester must not have wildcard permission (the wildcard check expects
- * -EPERM).
+ * -EPERM). It waits for a heartbeat from `other` and `denied` before the
+ * checks, so that both are up with their rings registered, and they stay
+ * up until it exits (a domain that has exited has no Argo state, which
+ * changes some results).
  */
 #include <argo.h>
 #include <guest.h>
@@ -134,8 +144,85 @@ static int disabled_mode(void)
     return 0;
 }
 
+static void spin(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        guest_cpu_relax();
+}
+
+static void on_virq(void)
+{
+}
+
+#define HEARTBEAT_PORT 9
+
+/* mode=peer: keep a ring for the tester and stay alive while it runs. */
+static int peer_mode(void)
+{
+    uint16_t tester = (uint16_t)param_u64("tester", 0);
+    long retries = (long)param_u64("retries", 100000);
+    int connected = 0;
+    long err;
+    uint8_t buf[64];
+    uint32_t len = 4096 - 64;
+    struct argo_ring *ring = argo_ring_create(1, tester, len, &err);
+
+    if (!tester || !ring) {
+        guest_printf("argoerr: peer needs param tester; ring registration: %ld\n", err);
+        return 1;
+    }
+    for (;;) {
+        long r = argo_send(tester, HEARTBEAT_PORT, 1, "hb", 2, 0x4842u);
+        if (r >= 0 || r == -EAGAIN) {
+            connected = 1;
+        } else if (r == -ECONNREFUSED) {
+            if (connected) {
+                guest_puts("argoerr: peer: tester gone");
+                return 0;
+            }
+            if (retries-- <= 0) {
+                guest_puts("argoerr: peer: tester never registered its heartbeat ring");
+                return 1;
+            }
+        } else {
+            guest_printf("argoerr: peer: heartbeat failed: %ld\n", r);
+            return 1;
+        }
+        while (argo_ring_recv(ring, len, buf, sizeof(buf), NULL, NULL) >= 0)
+            ;
+        spin(connected ? 50000 : 2000);
+    }
+}
+
+/* The tester's heartbeat ring for one peer; waits for its first beat. */
+static struct argo_ring *heartbeat_ring(uint16_t peer)
+{
+    long err;
+    struct argo_ring *ring = argo_ring_create(HEARTBEAT_PORT, peer, 4096 - 64, &err);
+    if (!ring)
+        guest_printf("argoerr: heartbeat ring for domain %u: %ld\n", peer, err);
+    return ring;
+}
+
+static int wait_heartbeat(struct argo_ring *ring, uint16_t peer)
+{
+    uint8_t buf[16];
+    struct argo_addr src;
+    for (;;) {
+        long r = argo_ring_recv(ring, 4096 - 64, buf, sizeof(buf), &src, NULL);
+        if (r == 2 && src.domain_id == peer)
+            return 0;
+        if (r == -EAGAIN) {
+            guest_wait_for_interrupt();
+            continue;
+        }
+        guest_printf("argoerr: heartbeat from domain %u: %ld\n", src.domain_id, r);
+        return 1;
+    }
+}
+
 /* The checks that use a ring of the tester's own, partnered with itself. */
-static void self_checks(uint16_t me, uint64_t ram)
+static void self_checks(uint16_t me, uint64_t ram, unsigned existing)
 {
     uint32_t len = 4096 - 64;
     uint8_t *page = guest_alloc_pages(1);
@@ -167,6 +254,7 @@ static void self_checks(uint16_t me, uint64_t ram)
 
     /* Data from bad pointers: nothing may appear in the ring. */
     CHECK("unregister_self", 0, unregister(7, me));
+    guest_memset(page, 0, ARGO_PAGE_SIZE);
     CHECK("register_self_again", 0, register_raw(8, me, 0, len, gfns, 1, 0));
     uint32_t tx_before = __atomic_load_n(&((struct argo_ring *)page)->tx_ptr, __ATOMIC_ACQUIRE);
     CHECK("send_data_noncanonical", -EFAULT, sendv_to(ARGO_DOMID_ANY, me, 8, (void *)0xdead000000000000UL, 16));
@@ -194,13 +282,13 @@ static void self_checks(uint16_t me, uint64_t ram)
     CHECK("unregister_self_again", 0, unregister(8, me));
     CHECK("unregister_twice", -ENOENT, unregister(8, me));
 
-    /* At most ARGO_MAX_RINGS rings per domain. */
+    /* At most ARGO_MAX_RINGS rings per domain (`existing` are registered). */
     uint8_t *pages = guest_alloc_pages(ARGO_MAX_RINGS + 1);
     uint64_t *many = guest_alloc_pages(1);
     if (pages && many) {
         long first_err = 0;
         unsigned n = 0;
-        for (; n < ARGO_MAX_RINGS; n++) {
+        for (; n < ARGO_MAX_RINGS - existing; n++) {
             many[n] = guest_virt_to_phys(pages + (uint64_t)n * ARGO_PAGE_SIZE) >> 12;
             long rr = register_raw(1000 + n, me, 0, 48, &many[n], 1, 0);
             if (rr != 0) {
@@ -224,6 +312,9 @@ static void self_checks(uint16_t me, uint64_t ram)
 int guest_main(void)
 {
     const char *mode = guest_param("mode");
+    guest_set_virq_handler(on_virq);
+    if (mode && guest_strcmp(mode, "peer") == 0)
+        return peer_mode();
     if (mode && guest_strcmp(mode, "disabled") == 0) {
         disabled_mode();
     } else {
@@ -243,7 +334,16 @@ int guest_main(void)
         }
         gfns[0] = guest_virt_to_phys(page) >> 12;
 
+        struct argo_ring *hb_other = heartbeat_ring(other);
+        struct argo_ring *hb_denied = denied ? heartbeat_ring(denied) : NULL;
+        if (!hb_other || (denied && !hb_denied))
+            return 1;
+        if (wait_heartbeat(hb_other, other) || (denied && wait_heartbeat(hb_denied, denied)))
+            return 1;
+        guest_puts("argoerr: peers are up");
+
         /* sendv */
+        CHECK("send_allowed", (long)sizeof(msg), sendv_to(ARGO_DOMID_ANY, other, 1, msg, sizeof(msg)));
         CHECK("spoof", -EPERM, sendv_to(other, other, 1, msg, sizeof(msg)));
         if (denied)
             CHECK("send_not_allowed", -EACCES, sendv_to(ARGO_DOMID_ANY, denied, 1, msg, sizeof(msg)));
@@ -308,8 +408,9 @@ int guest_main(void)
             d->data[0] = (struct argo_ring_data_ent){ .ring = { .aport = 1, .domain_id = other },
                                                       .space_required = 16 };
             CHECK("notify_query_other", 0, argo_notify(d));
-            guest_printf("argoerr: notify about domain %u port 1: flags 0x%x max_message_size %u\n", other,
-                         d->data[0].flags, d->data[0].max_message_size);
+            CHECK("notify_query_other_flags", ARGO_RING_DATA_F_EXISTS | ARGO_RING_DATA_F_SUFFICIENT,
+                  (long)(d->data[0].flags & ~ARGO_RING_DATA_F_EMPTY)); /* EMPTY: racy */
+            CHECK("notify_query_other_max_message_size", 4000, (long)d->data[0].max_message_size);
             if (denied) {
                 d->data[0].ring.domain_id = denied;
                 CHECK("notify_query_not_allowed", -EACCES, argo_notify(d));
@@ -327,7 +428,7 @@ int guest_main(void)
         CHECK("hypercall_99", -ENOSYS, guest_hypercall(99, 0, 0, 0, 0, 0));
 
         if (param_u64("self", 1))
-            self_checks(me, ram);
+            self_checks(me, ram, denied ? 2 : 1);
     }
     if (nfailed) {
         guest_printf("argoerr: %u of %u checks FAILED\n", nfailed, nchecks);

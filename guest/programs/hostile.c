@@ -220,7 +220,7 @@ static long do_register(uint64_t *a)
     uint32_t npages;
 
     reg->aport = some_port();
-    reg->partner_id = some_domain();
+    reg->partner_id = chance(40) ? guest_domid() : some_domain();
     reg->pad = chance(5) ? (uint16_t)rnd() : 0;
     reg->len = chance(10) ? (uint32_t)rnd() : len_choices[below(sizeof(len_choices) / 4)];
     npages = chance(80) ? argo_ring_pages(reg->len) : (uint32_t)below(40);
@@ -287,6 +287,24 @@ static long do_sendv(uint64_t *a)
         iov[i].iov_hnd = read_ptr();
         iov[i].iov_len = some_len();
         iov[i].pad = chance(3) ? (uint32_t)rnd() : 0;
+    }
+    if (chance(30)) {
+        /* A plausible send (to itself, where it may have rings, or to a
+         * victim's port), so that ring writes and wrap-around happen. */
+        ad->src.domain_id = ARGO_DOMID_ANY;
+        ad->src.pad = ad->dst.pad = 0;
+        ad->dst.domain_id = chance(60) ? guest_domid()
+                                       : (nvictims ? victims[below(nvictims)] : guest_domid());
+        if (chance(50) && nmine) {
+            ad->dst.aport = mine[below(nmine)].port;
+        }
+        niov = 1 + below(3);
+        for (unsigned i = 0; i < niov; i++) {
+            iov[i].iov_hnd = chance(90) ? (uint64_t)(uintptr_t)scratch + below(SCRATCH_SIZE - 4096)
+                                        : read_ptr();
+            iov[i].iov_len = (uint32_t)below(chance(80) ? 300 : 5000);
+            iov[i].pad = 0;
+        }
     }
     a[0] = ARGO_OP_SENDV;
     a[1] = chance(90) ? (uint64_t)(uintptr_t)ad : read_ptr();

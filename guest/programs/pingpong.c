@@ -25,9 +25,11 @@
  *                      and check it every `canary_every` messages (default
  *                      1000) and at the end; prints
  *                      "canary: intact after <n> round trips"
- *   retries=<n>        sends refused with -ECONNREFUSED before the peer has
- *                      registered its ring are retried this often (default
- *                      200000), with a short spin in between
+ *   retries=<n>        how often a ring registration refused with -ESRCH
+ *                      (the peer does not exist yet) and sends refused with
+ *                      -ECONNREFUSED (its ring does not exist yet) are
+ *                      retried at startup, with a short spin in between
+ *                      (default 200000 in all)
  */
 #include <argo.h>
 #include <guest.h>
@@ -214,25 +216,34 @@ static int canary_report(uint64_t done)
     return 1;
 }
 
-/* Allocates and registers the ring for the peer, with canaries if asked. */
+/* Allocates and registers the ring for the peer, with canaries if asked.
+ * The peer may not exist yet when this runs (a host that creates and
+ * starts domains one by one): -ESRCH is retried like -ECONNREFUSED. */
 static long make_ring(void)
 {
-    long err;
-    if (!canary) {
-        ring = argo_ring_create(port, peer, ringlen, &err);
-        return ring ? 0 : err;
-    }
     ring_npages = argo_ring_pages(ringlen);
-    canary_base = guest_alloc_pages(ring_npages + 2);
-    uint64_t *gfns = guest_alloc_pages(1);
-    if (!canary_base || !gfns || ring_npages > 512)
+    uint32_t gfn_pages = (ring_npages * 8 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE;
+    uint8_t *mem = guest_alloc_pages(ring_npages + (canary ? 2 : 0));
+    uint64_t *gfns = guest_alloc_pages(gfn_pages);
+    if (!mem || !gfns)
         return -ENOMEM;
-    canary_fill();
-    ring = (struct argo_ring *)(canary_base + ARGO_PAGE_SIZE);
+    if (canary) {
+        canary_base = mem;
+        canary_fill();
+        ring = (struct argo_ring *)(mem + ARGO_PAGE_SIZE);
+    } else {
+        ring = (struct argo_ring *)mem;
+    }
     for (uint32_t i = 0; i < ring_npages; i++)
         gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
     struct argo_register_ring reg = { .aport = port, .partner_id = peer, .len = ringlen };
-    return argo_register_ring(&reg, gfns, ring_npages, 0);
+    for (;;) {
+        long r = argo_register_ring(&reg, gfns, ring_npages, 0);
+        if ((r != -ESRCH && r != -ECONNREFUSED) || refused_left <= 0)
+            return r;
+        refused_left--;
+        spin(2000);
+    }
 }
 
 /* Takes the next message out of the ring, waiting for one. Calls notify

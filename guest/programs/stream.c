@@ -21,11 +21,15 @@
  *                          one page); the sender uses it to check size
  *   slow=1                 receiver: spin `spin` pauses (default 20000)
  *                          after each message
+ *   niov=<n>               sender: split each message into n iovs of
+ *                          uneven lengths, 1..8 (default 1)
  *   min_eagain=<n>         sender: fail unless at least n sends got
  *                          -EAGAIN (default 0)
  *   port=<n>               the receiver's ring port (default 1)
- *   retries=<n>            -ECONNREFUSED retries while the receiver has no
- *                          ring yet (default 200000)
+ *   retries=<n>            sender: -ECONNREFUSED retries while the
+ *                          receiver has no ring yet; receiver: -ESRCH
+ *                          retries while the sender does not exist yet
+ *                          (default 200000 each)
  */
 #include <argo.h>
 #include <guest.h>
@@ -66,6 +70,28 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
     uint64_t min_eagain = param_u64("min_eagain", 0);
     uint64_t eagain = 0, refused = 0;
     int connected = 0;
+    uint32_t niov = (uint32_t)param_u64("niov", 1);
+    struct argo_iov iov[ARGO_MAXIOV];
+    struct argo_send_addr addr = {
+        .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
+        .dst = { .aport = port, .domain_id = peer },
+    };
+
+    if (niov < 1 || niov > ARGO_MAXIOV || niov > size) {
+        guest_printf("stream: niov %u must be 1..%u and at most size\n", niov, ARGO_MAXIOV);
+        return 1;
+    }
+    /* Uneven pieces: each but the last gets 1..(what the later ones can
+     * spare) bytes, the last the rest. */
+    {
+        uint32_t off = 0;
+        for (uint32_t k = 0; k < niov; k++) {
+            uint32_t left = size - off, spare = left - (niov - k - 1);
+            uint32_t n = k + 1 == niov ? left : 1 + (k * 37 + size / 3) % spare;
+            iov[k] = (struct argo_iov){ .iov_hnd = 0, .iov_len = n };
+            off += n;
+        }
+    }
 
     if (!buf) {
         guest_puts("stream: out of memory");
@@ -74,7 +100,12 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
     uint64_t t0 = guest_rdtsc();
     for (uint64_t i = 0; i < count;) {
         fill(buf, (uint32_t)i, size);
-        long r = argo_send(peer, port, port, buf, size, TYPE_DATA);
+        uint64_t p = (uint64_t)(uintptr_t)buf;
+        for (uint32_t k = 0; k < niov; k++) {
+            iov[k].iov_hnd = p;
+            p += iov[k].iov_len;
+        }
+        long r = argo_sendv(&addr, iov, niov, TYPE_DATA);
         if (r == (long)size) {
             connected = 1;
             i++;
@@ -97,8 +128,8 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
         return 1;
     }
     uint64_t cycles = guest_rdtsc() - t0;
-    guest_printf("stream: %lu msgs ok, eagain %lu (%lu virqs, %lu cycles/msg)\n",
-                 (unsigned long)count, (unsigned long)eagain, (unsigned long)virqs,
+    guest_printf("stream: %lu msgs ok, eagain %lu\n", (unsigned long)count, (unsigned long)eagain);
+    guest_printf("stream: %lu virqs, %lu cycles/msg\n", (unsigned long)virqs,
                  (unsigned long)(count ? cycles / count : 0));
     if (eagain < min_eagain) {
         guest_printf("stream: expected at least %lu EAGAINs\n", (unsigned long)min_eagain);
@@ -112,15 +143,26 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
     int slow = param_u64("slow", 0) != 0;
     uint64_t spins = param_u64("spin", 20000);
     uint8_t *buf = guest_alloc_pages((size + 64 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
-    long err;
-    struct argo_ring *ring = argo_ring_create(port, peer, ringlen, &err);
+    uint32_t npages = argo_ring_pages(ringlen);
+    struct argo_ring *ring = guest_alloc_pages(npages);
+    uint64_t *gfns = guest_alloc_pages((npages * 8 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
+    long retries = (long)param_u64("retries", 200000);
     uint64_t got = 0, waits = 0;
 
-    if (!buf) {
+    if (!buf || !ring || !gfns) {
         guest_puts("stream: out of memory");
         return 1;
     }
-    if (!ring) {
+    for (uint32_t i = 0; i < npages; i++)
+        gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
+    /* The sender may not exist yet if the host creates and starts domains
+     * one by one: retry -ESRCH for a while. */
+    struct argo_register_ring reg = { .aport = port, .partner_id = peer, .len = ringlen };
+    long err;
+    while ((err = argo_register_ring(&reg, gfns, npages, 0)) == -ESRCH && retries-- > 0)
+        for (int k = 0; k < 2000; k++)
+            guest_cpu_relax();
+    if (err != 0) {
         guest_printf("stream: ring registration failed: %ld\n", err);
         return 1;
     }
@@ -172,8 +214,8 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
             guest_wait_for_interrupt();
         }
     }
-    guest_printf("stream: received %lu msgs ok (%lu waits, %lu virqs)\n", (unsigned long)got,
-                 (unsigned long)waits, (unsigned long)virqs);
+    guest_printf("stream: received %lu msgs ok\n", (unsigned long)got);
+    guest_printf("stream: %lu waits, %lu virqs\n", (unsigned long)waits, (unsigned long)virqs);
     return 0;
 }
 
