@@ -18,9 +18,10 @@ build: $(BIN)
 $(BIN): $(GO_SRC)
 	$(GO) build $(GOFLAGS) -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/argovisor
 
-# The main demo: two domains print greetings with their domain ids.
+# The main demo: two domains exchange sequenced, checksummed messages over
+# Argo and print a summary (examples/hello.toml is the smallest example).
 run: build guests
-	./$(BIN) run --timeout 60s examples/hello.toml
+	./$(BIN) run --timeout 120s examples/pingpong.toml
 
 # Unit tests (no KVM) and KVM integration tests, with the race detector,
 # after the static checks and the lock-order (lockdep) build of Argo.

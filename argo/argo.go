@@ -228,6 +228,16 @@ func (s *signals) add(id DomainID) {
 	s.ids = append(s.ids, id)
 }
 
+// remove drops id from the collected domains.
+func (s *signals) remove(id DomainID) {
+	for i, x := range s.ids {
+		if x == id {
+			s.ids = append(s.ids[:i], s.ids[i+1:]...)
+			return
+		}
+	}
+}
+
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {

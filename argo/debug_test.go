@@ -12,7 +12,7 @@ func TestPreconditionsAsserted(t *testing.T) {
 	for name, f := range map[string]func(){
 		"lookupRing without rings_L2": func() { w.a.lookupRing(st, 1, 2) },
 		"registerRing without L1":     func() { w.a.registerRing(nil, nil, 0, 0, 0, 0) },
-		"teardown without W(L1)":      func() { w.a.teardownLocked(1) },
+		"teardown without W(L1)":      func() { w.a.teardownLocked(1, &signals{}) },
 	} {
 		func() {
 			defer func() {

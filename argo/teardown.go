@@ -11,30 +11,38 @@ package argo
 //     -ECONNREFUSED (not -ESRCH) until RemoveDomain.
 //
 // Better than Xen: the partners' records of rings the dying domain owned
-// are removed too, instead of staying stale until the partner dies.
+// are removed too, instead of staying stale until the partner dies; and
+// senders waiting for space on a removed ring are signalled, so they retry
+// and get -ECONNREFUSED instead of waiting forever.
 // Teardown is idempotent.
 func (a *Argo) Teardown(id DomainID) {
+	var sig signals
 	a.l1.Lock()
-	defer a.l1.Unlock()
-	a.teardownLocked(id)
+	a.teardownLocked(id, &sig)
+	a.l1.Unlock()
+	a.raise(&sig)
 }
 
 // RemoveDomain tears the domain down and forgets it: later lookups give
 // -ESRCH. The VMM calls it when it releases the domain.
 func (a *Argo) RemoveDomain(id DomainID) {
+	var sig signals
 	a.l1.Lock()
-	defer a.l1.Unlock()
-	a.teardownLocked(id)
+	a.teardownLocked(id, &sig)
 	delete(a.known, id)
+	a.l1.Unlock()
+	a.raise(&sig)
 }
 
 // teardownLocked does the work of Teardown. Every lower lock it takes is
 // uncontended under W(L1); they are still taken so that the checkers see
 // the same discipline everywhere. Snapshots are taken before crossing to
 // another lock class so the lock order is never inverted.
+// Senders waiting for space on a removed ring are collected in sig (see
+// removeRingLocked); the dying domain itself is not signalled.
 // Preconditions: W(L1).
 // +checklocks:a.l1
-func (a *Argo) teardownLocked(id DomainID) {
+func (a *Argo) teardownLocked(id DomainID, sig *signals) {
 	a.assertWriteL1()
 	st := a.state[id]
 	if st == nil {
@@ -43,7 +51,7 @@ func (a *Argo) teardownLocked(id DomainID) {
 	// 1. Own rings.
 	st.ringsL2.Lock()
 	for _, r := range st.rings {
-		a.removeRingLocked(st, r)
+		a.removeRingLocked(st, r, sig)
 		if r.key.partner != DomainAny {
 			if pst := a.state[r.key.partner]; pst != nil {
 				pst.sendL2.Lock()
@@ -69,7 +77,7 @@ func (a *Argo) teardownLocked(id DomainID) {
 		}
 		owner.ringsL2.Lock()
 		if r := owner.rings[ringKey{port: ref.port, partner: id}]; r != nil {
-			a.removeRingLocked(owner, r)
+			a.removeRingLocked(owner, r, sig)
 		}
 		owner.ringsL2.Unlock()
 	}
@@ -98,6 +106,7 @@ func (a *Argo) teardownLocked(id DomainID) {
 		owner.ringsL2.RUnlock()
 	}
 
-	// 4. Drop the state.
+	// 4. Drop the state, and do not signal the dead.
 	delete(a.state, id)
+	sig.remove(id)
 }

@@ -27,8 +27,14 @@ func TestTeardown(t *testing.T) {
 	}
 	_ = bUni
 
+	w.sig.reset()
 	w.a.Teardown(2)
 	w.a.Teardown(2) // idempotent
+	// a was waiting for space on b's ring: it is woken (once), not left
+	// asleep; b itself is not signalled.
+	if w.sig.count(1) != 1 || w.sig.count(2) != 0 {
+		t.Errorf("signals at teardown: a %d, b %d; want 1, 0", w.sig.count(1), w.sig.count(2))
+	}
 
 	expect(t, "send to the dead domain's ring", w.send(a, Addr{Port: 1, Domain: 2}, 0, 0, []byte("x")), -ECONNREFUSED)
 	expect(t, "send to its wildcard ring", w.send(c, Addr{Port: 2, Domain: 2}, 0, 0, []byte("x")), -ECONNREFUSED)

@@ -49,6 +49,12 @@ type Domain struct {
 	stats         stats
 
 	destroyOnce sync.Once
+
+	// releaseMu guards released. Interrupt injection holds it for reading
+	// so that the VM descriptor cannot be closed (and its number reused by
+	// another VM) under a signal raised by another domain's send. Leaf.
+	releaseMu sync.RWMutex
+	released  bool
 }
 
 // stats are per-domain counters, updated atomically from vCPU goroutines.
@@ -296,6 +302,11 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 	if cpu < 0 || cpu >= len(d.vcpus) {
 		return false, fmt.Errorf("inject vector %#x: domain %q has no vCPU %d", vector, d.cfg.Name, cpu)
 	}
+	d.releaseMu.RLock()
+	defer d.releaseMu.RUnlock()
+	if d.released {
+		return false, nil
+	}
 	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
 }
 
@@ -318,6 +329,9 @@ func (d *Domain) release() error {
 		// Forget the domain in Argo before its RAM goes: no ring may
 		// point into unmapped memory.
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
+		d.releaseMu.Lock()
+		d.released = true
+		d.releaseMu.Unlock()
 		for _, vc := range d.vcpus {
 			if err := vc.ctx.cpu.Close(); err != nil {
 				errs = append(errs, err)

@@ -149,11 +149,15 @@ func (v *VMM) Close() error {
 			d.Stop("VMM shutting down")
 		}
 	}
-	var errs []error
+	// Every domain stops before any is released: a running domain's send
+	// could otherwise signal one whose VM is already closed.
 	for _, d := range ds {
 		if d.started.Load() {
 			<-d.done
 		}
+	}
+	var errs []error
+	for _, d := range ds {
 		if err := d.release(); err != nil {
 			errs = append(errs, err)
 		}
