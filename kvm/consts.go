@@ -96,6 +96,7 @@ const (
 	ExitIntr          ExitReason = 10
 	ExitInternalError ExitReason = 17
 	ExitSystemEvent   ExitReason = 24
+	ExitMemoryFault   ExitReason = 39
 )
 
 var exitNames = map[ExitReason]string{
@@ -103,7 +104,7 @@ var exitNames = map[ExitReason]string{
 	ExitHypercall: "HYPERCALL", ExitDebug: "DEBUG", ExitHLT: "HLT",
 	ExitMMIO: "MMIO", ExitShutdown: "SHUTDOWN", ExitFailEntry: "FAIL_ENTRY",
 	ExitIntr: "INTR", ExitInternalError: "INTERNAL_ERROR",
-	ExitSystemEvent: "SYSTEM_EVENT",
+	ExitSystemEvent: "SYSTEM_EVENT", ExitMemoryFault: "MEMORY_FAULT",
 }
 
 func (r ExitReason) String() string {

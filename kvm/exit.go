@@ -10,7 +10,8 @@ type Exit struct {
 
 	// IO is set for ExitIO.
 	IO IOExit
-	// MMIO is set for ExitMMIO.
+	// MMIO is set for ExitMMIO; for ExitMemoryFault only MMIO.Addr (the
+	// guest-physical address) is.
 	MMIO MMIOExit
 	// Suberror and Data are set for ExitInternalError (KVM_INTERNAL_ERROR_*)
 	// and ExitSystemEvent (event type in Suberror).
@@ -61,6 +62,8 @@ func (e Exit) String() string {
 		return fmt.Sprintf("%v hardware_entry_failure_reason=%#x", e.Reason, e.HardwareReason)
 	case ExitSystemEvent:
 		return fmt.Sprintf("%v type=%d", e.Reason, e.Suberror)
+	case ExitMemoryFault:
+		return fmt.Sprintf("%v gpa=%#x", e.Reason, e.MMIO.Addr)
 	}
 	return e.Reason.String()
 }

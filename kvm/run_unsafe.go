@@ -104,6 +104,9 @@ func (c *VCPU) decodeExit() Exit {
 		e.Data = in.Data[:min(int(in.NData), len(in.Data))]
 	case ExitFailEntry:
 		e.HardwareReason = *(*uint64)(u)
+	case ExitMemoryFault:
+		// struct { u64 flags; u64 gpa; u64 size; } memory_fault
+		e.MMIO.Addr = *(*uint64)(unsafe.Add(u, 8))
 	}
 	return e
 }

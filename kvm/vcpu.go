@@ -108,7 +108,9 @@ func (c *VCPU) Run() (Exit, error) {
 		if e == unix.EINTR {
 			return Exit{Reason: ExitIntr}, ErrInterrupted
 		}
-		return Exit{}, kvmRunError{vcpu: c.id, errno: e}
+		// With KVM_CAP_MEMORY_FAULT_INFO an EFAULT comes with
+		// KVM_EXIT_MEMORY_FAULT naming the guest-physical address.
+		return c.decodeExit(), kvmRunError{vcpu: c.id, errno: e}
 	}
 	return c.decodeExit(), nil
 }

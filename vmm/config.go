@@ -34,6 +34,13 @@ type fileDomain struct {
 	VCPUs  *int64         `toml:"vcpus"`
 	Params map[string]any `toml:"params"`
 	Argo   fileArgo       `toml:"argo"`
+	Gnttab fileGnttab     `toml:"gnttab"`
+}
+
+type fileGnttab struct {
+	MaxFrames         *int64   `toml:"max_frames"`
+	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames"`
+	MapFrom           []string `toml:"map_from"`
 }
 
 type fileArgo struct {
@@ -144,22 +151,45 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			return nil, bad("%s: %v", where, err)
 		}
 		pol := ArgoPolicy{Disabled: fd.Argo.Enabled != nil && !*fd.Argo.Enabled, Wildcard: fd.Argo.Wildcard}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol})
-	}
-	// send_to names domains; ids are given in config order from 1.
-	for i, fd := range fc.Domain {
-		if fd.Argo.SendTo == nil {
-			continue
+		var gt GnttabConfig
+		if v := fd.Gnttab.MaxFrames; v != nil {
+			if *v < 1 || *v > MaxGrantFrames {
+				return nil, bad("%s: gnttab.max_frames = %d, want 1..%d", where, *v, MaxGrantFrames)
+			}
+			gt.MaxFrames = uint32(*v)
 		}
-		ids := []uint16{}
-		for _, name := range fd.Argo.SendTo {
+		if v := fd.Gnttab.MaxMaptrackFrames; v != nil {
+			if *v < 1 || *v > 1<<16 {
+				return nil, bad("%s: gnttab.max_maptrack_frames = %d, want 1..65536", where, *v)
+			}
+			gt.MaxMaptrackFrames = uint32(*v)
+		}
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
+	}
+	// send_to and map_from name domains; ids are given in config order
+	// from 1.
+	ids := func(fd fileDomain, key string, names []string) ([]uint16, error) {
+		if names == nil {
+			return nil, nil
+		}
+		out := []uint16{}
+		for _, name := range names {
 			j := slices.IndexFunc(fc.Domain, func(o fileDomain) bool { return o.Name == name })
 			if j < 0 {
-				return nil, bad("domain %q: argo.send_to names unknown domain %q", fd.Name, name)
+				return nil, bad("domain %q: %s names unknown domain %q", fd.Name, key, name)
 			}
-			ids = append(ids, uint16(j+1))
+			out = append(out, uint16(j+1))
 		}
-		cfg.Domains[i].Argo.SendTo = ids
+		return out, nil
+	}
+	for i, fd := range fc.Domain {
+		var err error
+		if cfg.Domains[i].Argo.SendTo, err = ids(fd, "argo.send_to", fd.Argo.SendTo); err != nil {
+			return nil, err
+		}
+		if cfg.Domains[i].Gnttab.MapFrom, err = ids(fd, "gnttab.map_from", fd.Gnttab.MapFrom); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }

@@ -47,6 +47,10 @@ kernel = "k.elf"
 memory = 33554432
 [domain.argo]
 enabled = false
+[domain.gnttab]
+max_frames = 8
+max_maptrack_frames = 2
+map_from = ["ping"]
 `)
 	cfg, err := LoadConfig(p)
 	if err != nil {
@@ -67,6 +71,12 @@ enabled = false
 	}
 	if !d0.Argo.Wildcard || d0.Argo.Disabled || len(d0.Argo.SendTo) != 2 || d0.Argo.SendTo[0] != 2 || d0.Argo.SendTo[1] != 1 {
 		t.Errorf("domain 0 argo = %+v", d0.Argo)
+	}
+	if d1.Gnttab.MaxFrames != 8 || d1.Gnttab.MaxMaptrackFrames != 2 || len(d1.Gnttab.MapFrom) != 1 || d1.Gnttab.MapFrom[0] != 1 {
+		t.Errorf("domain 1 gnttab = %+v", d1.Gnttab)
+	}
+	if d0.Gnttab.MaxFrames != 0 || d0.Gnttab.MapFrom != nil {
+		t.Errorf("domain 0 gnttab = %+v (defaults: 0 = Xen's default, nil = any)", d0.Gnttab)
 	}
 	if !d1.Argo.Disabled || d1.Argo.Wildcard || d1.Argo.SendTo != nil {
 		t.Errorf("domain 1 argo = %+v (default: enabled, no wildcard, send anywhere)", d1.Argo)
@@ -119,6 +129,10 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},
 		{"unknown argo key", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nwildcards = true\n", "wildcards"},
 		{"argo type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nenabled = \"yes\"\n", "toml"},
+		{"gnttab max_frames 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 0\n", "max_frames = 0"},
+		{"gnttab max_frames too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 5000\n", "max_frames = 5000"},
+		{"gnttab maptrack 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_maptrack_frames = 0\n", "max_maptrack_frames = 0"},
+		{"gnttab unknown map_from", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmap_from = [\"zz\"]\n", "unknown domain \"zz\""},
 		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
 		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},
 	} {

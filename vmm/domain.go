@@ -19,6 +19,33 @@ type DomainConfig struct {
 	VCPUs  int
 	Params map[string]string
 	Argo   ArgoPolicy
+	Gnttab GnttabConfig
+}
+
+// GnttabConfig is a domain's [domain.gnttab] configuration.
+type GnttabConfig struct {
+	// MaxFrames is the most grant table frames (512 entries each);
+	// default DefaultGrantFrames.
+	MaxFrames uint32
+	// MaxMaptrackFrames bounds the domain's simultaneous mappings (256
+	// per frame); default DefaultMaptrackFrames.
+	MaxMaptrackFrames uint32
+	// MapFrom, if non-nil, lists the only domain ids this domain may map
+	// or copy grants from.
+	MapFrom []uint16
+}
+
+// Grant-table defaults (Xen's).
+const (
+	DefaultGrantFrames    = 64
+	DefaultMaptrackFrames = 1024
+)
+
+func (g GnttabConfig) maxFrames() uint32 {
+	if g.MaxFrames == 0 {
+		return DefaultGrantFrames
+	}
+	return g.MaxFrames
 }
 
 // Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
@@ -28,6 +55,8 @@ type Domain struct {
 	cfg    DomainConfig
 	vm     *kvm.VM
 	ram    *RAM
+	gtab   *RAM         // grant table frames, at GrantTableGPA
+	window *grantWindow // grant window, at GrantWindowGPA
 	vcpus  []*vcpu
 	bus    PIOBus
 	serial *serial
@@ -148,7 +177,10 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if err := d.vm.CreateIRQChip(); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
-	if err := d.vm.SetUserMemoryRegion(0, 0, 0, cfg.Memory, ramAddr(d.ram)); err != nil {
+	if err := d.vm.SetUserMemoryRegion(slotRAM, 0, 0, cfg.Memory, ramAddr(d.ram)); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := d.setupGrantMemory(); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
 	cpuid := guestCPUID(v.sys.SupportedCPUID())
@@ -179,6 +211,29 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 		}
 	}
 	return d, nil
+}
+
+// setupGrantMemory creates the grant table frames and the grant window and
+// registers them with KVM (docs/memory-layout.md).
+func (d *Domain) setupGrantMemory() error {
+	frames := d.cfg.Gnttab.maxFrames()
+	if frames > MaxGrantFrames {
+		return fmt.Errorf("gnttab max_frames %d above %d", frames, MaxGrantFrames)
+	}
+	var err error
+	if d.gtab, err = NewRAM(d.cfg.Name+":gnttab", uint64(frames)*PageSize); err != nil {
+		return err
+	}
+	if err := d.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, d.gtab.Size(), ramAddr(d.gtab)); err != nil {
+		return err
+	}
+	if d.window, err = newGrantWindow(); err != nil {
+		return err
+	}
+	if err := d.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, d.window.base); err != nil {
+		return err
+	}
+	return d.vm.SetUserMemoryRegion(slotWindowRO, kvm.MemReadonly, GrantWindowROGPA, GrantWindowHalf, d.window.base+GrantWindowHalf)
 }
 
 func (d *Domain) initVCPU(cpu *kvm.VCPU, i int, cpuid []kvm.CPUIDEntry) error {
@@ -346,6 +401,14 @@ func (d *Domain) release() error {
 			if err := d.ram.Close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if d.gtab != nil {
+			if err := d.gtab.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := d.window.close(); err != nil {
+			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)

@@ -99,6 +99,14 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				d.stats.kicks.Add(1)
 				continue
 			}
+			if errors.Is(err, unix.EFAULT) {
+				where := "an address"
+				if exit.Reason == kvm.ExitMemoryFault {
+					where = fmt.Sprintf("gpa %#x", exit.MMIO.Addr)
+				}
+				d.crash(v, fmt.Sprintf("guest touched %s with no accessible backing (an unmapped grant-window page?): %v", where, err), -1)
+				return
+			}
 			d.crash(v, fmt.Sprintf("KVM_RUN failed: %v", err), -1)
 			return
 		}
