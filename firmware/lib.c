@@ -154,3 +154,34 @@ int guest_atoi(const char *s)
 {
     return s ? (int)guest_strtol(s, NULL) : 0;
 }
+
+uint64_t guest_param_u64(const char *key, uint64_t def)
+{
+    const char *s = guest_param(key);
+    return s ? (uint64_t)guest_strtol(s, NULL) : def;
+}
+
+const char *guest_errno_name(long r)
+{
+    if (r >= 0)
+        return "ok";
+    switch (-r) {
+    case 1: return "EPERM";
+    case 2: return "ENOENT";
+    case 3: return "ESRCH";
+    case 11: return "EAGAIN";
+    case 12: return "ENOMEM";
+    case 13: return "EACCES";
+    case 14: return "EFAULT";
+    case 16: return "EBUSY";
+    case 17: return "EEXIST";
+    case 19: return "ENODEV";
+    case 22: return "EINVAL";
+    case 28: return "ENOSPC";
+    case 38: return "ENOSYS";
+    case 90: return "EMSGSIZE";
+    case 95: return "EOPNOTSUPP";
+    case 111: return "ECONNREFUSED";
+    }
+    return "?";
+}

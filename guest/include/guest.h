@@ -121,6 +121,14 @@ uint64_t guest_ram_size(void);
 /* Value of `key` in the boot-info params block, or NULL if absent. */
 const char *guest_param(const char *key);
 
+/* guest_param_u64 parses a numeric param (decimal, or hex with 0x), or
+ * returns def when the key is absent. */
+uint64_t guest_param_u64(const char *key, uint64_t def);
+
+/* guest_errno_name names a hypercall result: "ok" for r >= 0, else the
+ * Linux errno name of -r ("EPERM", "EAGAIN", …) or "?". */
+const char *guest_errno_name(long r);
+
 /* ---- memory --------------------------------------------------------------- */
 
 /* npages contiguous 4 KiB pages, 4 KiB aligned and zero-filled; NULL when the

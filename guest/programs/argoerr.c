@@ -41,35 +41,6 @@
 
 static unsigned nchecks, nfailed;
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
-static const char *errname(long r)
-{
-    switch (-r) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case ESRCH: return "ESRCH";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case EINVAL: return "EINVAL";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    }
-    return r >= 0 ? "ok" : "?";
-}
-
 /* Is the check to be run, and with what expectation? */
 static int expectation(const char *name, long *want)
 {
@@ -90,8 +61,8 @@ static void report(const char *name, long got, long want)
     nchecks++;
     if (!ok)
         nfailed++;
-    guest_printf("argoerr: %s: got %ld (%s), want %ld (%s): %s\n", name, got, errname(got), want,
-                 errname(want), ok ? "ok" : "FAIL");
+    guest_printf("argoerr: %s: got %ld (%s), want %ld (%s): %s\n", name, got, guest_errno_name(got), want,
+                 guest_errno_name(want), ok ? "ok" : "FAIL");
 }
 
 #define CHECK(name, want_, expr)                  \
@@ -159,8 +130,8 @@ static void on_virq(void)
 /* mode=peer: keep a ring for the tester and stay alive while it runs. */
 static int peer_mode(void)
 {
-    uint16_t tester = (uint16_t)param_u64("tester", 0);
-    long retries = (long)param_u64("retries", 100000);
+    uint16_t tester = (uint16_t)guest_param_u64("tester", 0);
+    long retries = (long)guest_param_u64("retries", 100000);
     int connected = 0;
     long err;
     uint8_t buf[64];
@@ -319,10 +290,10 @@ int guest_main(void)
         disabled_mode();
     } else {
         uint16_t me = guest_domid();
-        uint16_t other = (uint16_t)param_u64("other", 0);
-        uint16_t denied = (uint16_t)param_u64("denied", 0);
-        uint16_t disabled = (uint16_t)param_u64("disabled", 0);
-        uint16_t missing = (uint16_t)param_u64("missing", 999);
+        uint16_t other = (uint16_t)guest_param_u64("other", 0);
+        uint16_t denied = (uint16_t)guest_param_u64("denied", 0);
+        uint16_t disabled = (uint16_t)guest_param_u64("disabled", 0);
+        uint16_t missing = (uint16_t)guest_param_u64("missing", 999);
         uint64_t ram = guest_ram_size();
         uint8_t *page = guest_alloc_pages(1);
         uint64_t *gfns = guest_alloc_pages(1);
@@ -427,7 +398,7 @@ int guest_main(void)
         CHECK("op_5", -EOPNOTSUPP, guest_hypercall(ARGO_HYPERCALL, 5, 0, 0, 0, 0));
         CHECK("hypercall_99", -ENOSYS, guest_hypercall(99, 0, 0, 0, 0, 0));
 
-        if (param_u64("self", 1))
+        if (guest_param_u64("self", 1))
             self_checks(me, ram, denied ? 2 : 1);
     }
     if (nfailed) {

@@ -23,22 +23,16 @@
 
 #define TYPE_QUIT 0xDEADu
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static void on_virq(void)
 {
 }
 
 int guest_main(void)
 {
-    uint32_t port = (uint32_t)param_u64("port", 1);
-    uint32_t len = (uint32_t)param_u64("size", 4096 - 64);
-    uint32_t reply = (uint32_t)param_u64("reply_port", 2);
-    long retries = (long)param_u64("retries", 200000);
+    uint32_t port = (uint32_t)guest_param_u64("port", 1);
+    uint32_t len = (uint32_t)guest_param_u64("size", 4096 - 64);
+    uint32_t reply = (uint32_t)guest_param_u64("reply_port", 2);
+    long retries = (long)guest_param_u64("retries", 200000);
     uint32_t buflen = argo_max_payload(len);
     uint8_t *buf = guest_alloc_pages((buflen + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
     uint64_t echoed = 0;

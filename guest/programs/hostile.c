@@ -68,12 +68,6 @@ static struct {
 } mine[32];
 static unsigned nmine;
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static unsigned parse_list(const char *s, uint64_t *out, unsigned max)
 {
     unsigned n = 0;
@@ -371,29 +365,6 @@ static long one_call(void)
     }
 }
 
-static const char *errname(unsigned e)
-{
-    switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case ESRCH: return "ESRCH";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case EINVAL: return "EINVAL";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    }
-    return "errno";
-}
-
 static void on_virq(void)
 {
 }
@@ -401,12 +372,12 @@ static void on_virq(void)
 int guest_main(void)
 {
     uint64_t list[MAX_VICTIMS];
-    uint64_t seconds = param_u64("seconds", 10);
-    uint64_t mhz = param_u64("tsc_mhz", 2000);
-    uint64_t iterations = param_u64("iterations", 0);
+    uint64_t seconds = guest_param_u64("seconds", 10);
+    uint64_t mhz = guest_param_u64("tsc_mhz", 2000);
+    uint64_t iterations = guest_param_u64("iterations", 0);
 
     ram = guest_ram_size();
-    rng = param_u64("seed", guest_rdtsc()) | 1;
+    rng = guest_param_u64("seed", guest_rdtsc()) | 1;
     nvictims = parse_list(guest_param("victims"), list, MAX_VICTIMS);
     for (unsigned i = 0; i < nvictims; i++)
         victims[i] = (uint16_t)list[i];
@@ -452,7 +423,7 @@ int guest_main(void)
     guest_printf("hostile: result ok (>= 0): %lu\n", (unsigned long)ok_count);
     for (unsigned e = 1; e < NERR; e++)
         if (counts[e])
-            guest_printf("hostile: result -%u %s: %lu\n", e, errname(e), (unsigned long)counts[e]);
+            guest_printf("hostile: result -%u %s: %lu\n", e, guest_errno_name(-(long)(e)), (unsigned long)counts[e]);
     if (other_count)
         guest_printf("hostile: result other: %lu\n", (unsigned long)other_count);
     guest_printf("hostile: survived %lu calls\n", (unsigned long)calls);

@@ -43,17 +43,11 @@ static void on_virq(void)
     virqs++;
 }
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static int sender(uint16_t peer, uint32_t size, uint8_t *buf)
 {
-    uint64_t report = param_u64("report", 1000);
-    uint64_t max = param_u64("max", 0);
-    long refused_left = (long)param_u64("retries", 200000);
+    uint64_t report = guest_param_u64("report", 1000);
+    uint64_t max = guest_param_u64("max", 0);
+    long refused_left = (long)guest_param_u64("retries", 200000);
     uint64_t sent = 0, eagain = 0;
     long err;
 
@@ -149,8 +143,8 @@ static int receiver(uint16_t peer, uint32_t size, uint8_t *buf)
 int guest_main(void)
 {
     const char *role = guest_param("role");
-    uint16_t peer = (uint16_t)param_u64("peer", 0);
-    uint32_t size = (uint32_t)param_u64("size", 128);
+    uint16_t peer = (uint16_t)guest_param_u64("peer", 0);
+    uint32_t size = (uint32_t)guest_param_u64("size", 128);
     uint8_t *buf = guest_alloc_pages(1);
 
     guest_set_virq_handler(on_virq);

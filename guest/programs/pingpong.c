@@ -64,12 +64,6 @@ static void on_virq(void)
     virqs++;
 }
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static uint8_t filler(uint32_t seq, uint32_t i)
 {
     uint32_t x = seq * 0x9E3779B1u + i * 0x85EBCA6Bu;
@@ -368,19 +362,19 @@ static int run_pong(uint64_t count, uint32_t size, uint8_t *in, uint64_t every)
 int guest_main(void)
 {
     const char *role = guest_param("role");
-    uint64_t count = param_u64("count", 100000);
-    uint32_t size = (uint32_t)param_u64("size", 64);
-    uint64_t every = param_u64("canary_every", 1000);
+    uint64_t count = guest_param_u64("count", 100000);
+    uint32_t size = (uint32_t)guest_param_u64("size", 64);
+    uint64_t every = guest_param_u64("canary_every", 1000);
 
-    peer = (uint16_t)param_u64("peer", 0);
-    port = (uint32_t)param_u64("port", 1);
-    polling = param_u64("poll", 0) != 0;
-    canary = param_u64("canary", 0) != 0;
-    refused_left = (long)param_u64("retries", 200000);
+    peer = (uint16_t)guest_param_u64("peer", 0);
+    port = (uint32_t)guest_param_u64("port", 1);
+    polling = guest_param_u64("poll", 0) != 0;
+    canary = guest_param_u64("canary", 0) != 0;
+    refused_left = (long)guest_param_u64("retries", 200000);
 
     uint32_t slot = ((size + 15u) & ~15u) + ARGO_MSG_HEADER_SIZE;
     uint32_t pages = (4 * slot + ARGO_RING_HEADER_SIZE + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE;
-    ringlen = (uint32_t)param_u64("ringlen", pages * ARGO_PAGE_SIZE - ARGO_RING_HEADER_SIZE);
+    ringlen = (uint32_t)guest_param_u64("ringlen", pages * ARGO_PAGE_SIZE - ARGO_RING_HEADER_SIZE);
 
     if (!role || (guest_strcmp(role, "ping") != 0 && guest_strcmp(role, "pong") != 0)) {
         guest_puts("pingpong: param role must be ping or pong");

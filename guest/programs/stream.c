@@ -43,12 +43,6 @@ static void on_virq(void)
     virqs++;
 }
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static uint8_t content(uint32_t seq, uint32_t i)
 {
     uint32_t x = (seq + 1) * 0x2545F491u ^ i * 0x9E3779B9u;
@@ -66,11 +60,11 @@ static void fill(uint8_t *buf, uint32_t seq, uint32_t size)
 static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
 {
     uint8_t *buf = guest_alloc_pages((size + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
-    long refused_left = (long)param_u64("retries", 200000);
-    uint64_t min_eagain = param_u64("min_eagain", 0);
+    long refused_left = (long)guest_param_u64("retries", 200000);
+    uint64_t min_eagain = guest_param_u64("min_eagain", 0);
     uint64_t eagain = 0, refused = 0;
     int connected = 0;
-    uint32_t niov = (uint32_t)param_u64("niov", 1);
+    uint32_t niov = (uint32_t)guest_param_u64("niov", 1);
     struct argo_iov iov[ARGO_MAXIOV];
     struct argo_send_addr addr = {
         .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
@@ -140,13 +134,13 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
 
 static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size, uint32_t ringlen)
 {
-    int slow = param_u64("slow", 0) != 0;
-    uint64_t spins = param_u64("spin", 20000);
+    int slow = guest_param_u64("slow", 0) != 0;
+    uint64_t spins = guest_param_u64("spin", 20000);
     uint8_t *buf = guest_alloc_pages((size + 64 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
     uint32_t npages = argo_ring_pages(ringlen);
     struct argo_ring *ring = guest_alloc_pages(npages);
     uint64_t *gfns = guest_alloc_pages((npages * 8 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
-    long retries = (long)param_u64("retries", 200000);
+    long retries = (long)guest_param_u64("retries", 200000);
     uint64_t got = 0, waits = 0;
 
     if (!buf || !ring || !gfns) {
@@ -222,11 +216,11 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
 int guest_main(void)
 {
     const char *role = guest_param("role");
-    uint16_t peer = (uint16_t)param_u64("peer", 0);
-    uint32_t port = (uint32_t)param_u64("port", 1);
-    uint64_t count = param_u64("count", 10000);
-    uint32_t size = (uint32_t)param_u64("size", 200);
-    uint32_t ringlen = (uint32_t)param_u64("ringlen", ARGO_PAGE_SIZE - ARGO_RING_HEADER_SIZE);
+    uint16_t peer = (uint16_t)guest_param_u64("peer", 0);
+    uint32_t port = (uint32_t)guest_param_u64("port", 1);
+    uint64_t count = guest_param_u64("count", 10000);
+    uint32_t size = (uint32_t)guest_param_u64("size", 200);
+    uint32_t ringlen = (uint32_t)guest_param_u64("ringlen", ARGO_PAGE_SIZE - ARGO_RING_HEADER_SIZE);
 
     guest_set_virq_handler(on_virq);
     if (peer == 0 || peer == guest_domid()) {

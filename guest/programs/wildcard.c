@@ -28,19 +28,13 @@
 #define TYPE_HELLO 0x48454C4Fu /* "HELO" */
 #define MAX_SENDERS 64
 
-static uint64_t param_u64(const char *key, uint64_t def)
-{
-    const char *s = guest_param(key);
-    return s ? (uint64_t)guest_strtol(s, NULL) : def;
-}
-
 static void on_virq(void)
 {
 }
 
 static int server(uint32_t port)
 {
-    uint64_t want = param_u64("senders", 3);
+    uint64_t want = guest_param_u64("senders", 3);
     uint16_t ids[MAX_SENDERS];
     char text[128];
     long err;
@@ -113,9 +107,9 @@ static int server(uint32_t port)
 
 static int client(uint32_t port)
 {
-    uint16_t srv = (uint16_t)param_u64("server", 0);
-    uint64_t claim = param_u64("claim", guest_domid());
-    long retries = (long)param_u64("retries", 200000);
+    uint16_t srv = (uint16_t)guest_param_u64("server", 0);
+    uint64_t claim = guest_param_u64("claim", guest_domid());
+    long retries = (long)guest_param_u64("retries", 200000);
     char text[64];
 
     if (srv == 0) {
@@ -146,7 +140,7 @@ static int client(uint32_t port)
 int guest_main(void)
 {
     const char *role = guest_param("role");
-    uint32_t port = (uint32_t)param_u64("port", 1);
+    uint32_t port = (uint32_t)guest_param_u64("port", 1);
 
     guest_set_virq_handler(on_virq);
     if (role && guest_strcmp(role, "server") == 0)
