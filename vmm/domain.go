@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
 )
 
@@ -384,6 +385,7 @@ func (d *Domain) release() error {
 		// Forget the domain in Argo before its RAM goes: no ring may
 		// point into unmapped memory.
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
+		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
 		d.releaseMu.Lock()
 		d.released = true
 		d.releaseMu.Unlock()

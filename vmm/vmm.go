@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
 )
 
@@ -24,9 +25,10 @@ type Options struct {
 
 // VMM runs many domains in one process.
 type VMM struct {
-	sys  *kvm.System
-	opts Options
-	argo *argo.Argo
+	sys    *kvm.System
+	opts   Options
+	argo   *argo.Argo
+	gnttab *gnttab.GrantTables
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
@@ -55,8 +57,10 @@ func New(opts Options) (*VMM, error) {
 	}
 	v := &VMM{sys: sys, opts: opts, nextID: 1}
 	v.argo = argo.New(v.argoSignal)
+	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
 	v.hypercalls[HypercallNull] = nullHypercall
 	v.hypercalls[HypercallArgoOp] = v.argoHypercall
+	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
 }
 
@@ -104,6 +108,10 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 		d.release()
 		return nil, err
 	}
+	if err := v.gnttab.AddDomain(gnttab.DomainID(id), d.ram, d.gtab.Bytes(), GrantTableGPA, cfg.Gnttab.gnttab()); err != nil {
+		d.release()
+		return nil, err
+	}
 	v.mu.Lock()
 	v.domains = append(v.domains, d)
 	v.mu.Unlock()
@@ -131,8 +139,10 @@ func (v *VMM) Domain(id uint16) *Domain {
 
 func (v *VMM) domainStopped(d *Domain) {
 	// Its rings, its requests and other domains' rings partnered with it
-	// go now, while the others keep running.
+	// go now, while the others keep running; so do its mappings of others'
+	// pages and others' mappings of its pages (revoked, mappers told).
 	v.argo.Teardown(argo.DomainID(d.id))
+	v.gnttab.DomainDied(gnttab.DomainID(d.id))
 	v.mu.Lock()
 	hooks := append(([]func(*Domain))(nil), v.onStop...)
 	v.mu.Unlock()
