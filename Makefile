@@ -34,12 +34,12 @@ bin/checklocks: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/checklocks gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
 
 checklocks: bin/checklocks
-	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/...
+	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/...
 
-# Argo's tests with gVisor's lock validator (order inversions, unnamed
-# nesting) and the lock-state assertions compiled in.
+# The Argo and grant-table tests with gVisor's lock validator (order
+# inversions, unnamed nesting) and the lock-state assertions compiled in.
 lockdep:
-	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep argodebug' ./argo/...
+	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep argodebug' ./argo/... ./gnttab/...
 
 unit:
 	$(GO) test $(GOFLAGS) -race -count=1 ./kvm/... ./vmm/... ./cmd/... ./argo/... ./gnttab/...

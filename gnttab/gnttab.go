@@ -318,4 +318,4 @@ func (g *GrantTables) lookup(me *domain, id DomainID) *domain {
 }
 
 // isSelf reports whether id names the caller.
-func (me *domain) isSelf(id DomainID) bool { return id == DomainSelf || id == me.id }
+func (d *domain) isSelf(id DomainID) bool { return id == DomainSelf || id == d.id }

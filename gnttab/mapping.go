@@ -92,48 +92,48 @@ func (g *GrantTables) mapOne(me *domain, op mapOp) (int16, uint32) {
 
 // allocHandleLocked takes a free maptrack handle, growing the maptrack by
 // one frame's worth of handles when none is free.
-// Preconditions: me.maptrackMu.
-// +checklocks:me.maptrackMu
-func (me *domain) allocHandleLocked() (uint32, bool) {
-	me.maptrackMu.AssertLocked()
-	if len(me.freeHandles) == 0 {
-		n := uint32(len(me.maptrack))
-		if n >= me.maxHandle {
+// Preconditions: d.maptrackMu.
+// +checklocks:d.maptrackMu
+func (d *domain) allocHandleLocked() (uint32, bool) {
+	d.maptrackMu.AssertLocked()
+	if len(d.freeHandles) == 0 {
+		n := uint32(len(d.maptrack))
+		if n >= d.maxHandle {
 			return 0, false
 		}
-		me.maptrack = append(me.maptrack, make([]mapEntry, HandlesPerFrame)...)
+		d.maptrack = append(d.maptrack, make([]mapEntry, HandlesPerFrame)...)
 		for h := n + HandlesPerFrame; h > n; h-- {
-			me.freeHandles = append(me.freeHandles, h-1) // lowest handle on top
+			d.freeHandles = append(d.freeHandles, h-1) // lowest handle on top
 		}
 	}
-	h := me.freeHandles[len(me.freeHandles)-1]
-	me.freeHandles = me.freeHandles[:len(me.freeHandles)-1]
+	h := d.freeHandles[len(d.freeHandles)-1]
+	d.freeHandles = d.freeHandles[:len(d.freeHandles)-1]
 	return h, true
 }
 
 // freeHandleLocked releases a handle whose mapping is gone.
-// Preconditions: me.maptrackMu.
-// +checklocks:me.maptrackMu
-func (me *domain) freeHandleLocked(h uint32) {
-	me.maptrackMu.AssertLocked()
-	me.maptrack[h] = mapEntry{}
-	me.freeHandles = append(me.freeHandles, h)
+// Preconditions: d.maptrackMu.
+// +checklocks:d.maptrackMu
+func (d *domain) freeHandleLocked(h uint32) {
+	d.maptrackMu.AssertLocked()
+	d.maptrack[h] = mapEntry{}
+	d.freeHandles = append(d.freeHandles, h)
 }
 
 // recordLocked stores a new live mapping under handle h.
-// Preconditions: me.maptrackMu.
-// +checklocks:me.maptrackMu
-func (me *domain) recordLocked(h uint32, e mapEntry) {
-	me.maptrackMu.AssertLocked()
-	me.maptrack[h] = e
-	me.byGPA[e.gpa] = h
-	hs := me.byGranter[e.granter]
+// Preconditions: d.maptrackMu.
+// +checklocks:d.maptrackMu
+func (d *domain) recordLocked(h uint32, e mapEntry) {
+	d.maptrackMu.AssertLocked()
+	d.maptrack[h] = e
+	d.byGPA[e.gpa] = h
+	hs := d.byGranter[e.granter]
 	if hs == nil {
 		hs = map[uint32]struct{}{}
-		me.byGranter[e.granter] = hs
+		d.byGranter[e.granter] = hs
 	}
 	hs[h] = struct{}{}
-	me.stats.mapped.Add(1)
+	d.stats.mapped.Add(1)
 }
 
 // releaseLocked forgets mapping h after its GPA has been unmapped: a live
@@ -253,17 +253,17 @@ func (g *GrantTables) unmapGrantRefs(c Caller, me *domain, uop, count uint64, re
 // checkUnmapLocked validates one unmap element. second is dev_bus_addr for
 // unmap and new_addr for unmap_and_replace. A host_addr of 0 skips the
 // address check (the handle alone names the mapping).
-// Preconditions: me.maptrackMu.
-// +checklocks:me.maptrackMu
-func (me *domain) checkUnmapLocked(h uint32, hostAddr, second uint64, replace bool) int16 {
-	me.maptrackMu.AssertLocked()
-	if int(h) >= len(me.maptrack) || me.maptrack[h].state == mapFree {
+// Preconditions: d.maptrackMu.
+// +checklocks:d.maptrackMu
+func (d *domain) checkUnmapLocked(h uint32, hostAddr, second uint64, replace bool) int16 {
+	d.maptrackMu.AssertLocked()
+	if int(h) >= len(d.maptrack) || d.maptrack[h].state == mapFree {
 		return GNTSTBadHandle
 	}
 	if !replace && second != 0 {
 		return GNTSTBadDevAddr // there are no device mappings
 	}
-	if hostAddr != 0 && hostAddr != me.maptrack[h].gpa {
+	if hostAddr != 0 && hostAddr != d.maptrack[h].gpa {
 		return GNTSTGeneralError
 	}
 	if replace && second != 0 {

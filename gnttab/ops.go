@@ -268,19 +268,19 @@ func swapGrantRefs(c Caller, me *domain, uop, count uint64) int64 {
 // swap is atomic with respect to the VMM (the guest's own concurrent
 // writes are its business).
 // Preconditions: R(l1).
-func (me *domain) swap(a, b uint32) int16 {
-	me.tableMu.Lock()
-	defer me.tableMu.Unlock()
-	n := me.nrEntriesLocked()
+func (d *domain) swap(a, b uint32) int16 {
+	d.tableMu.Lock()
+	defer d.tableMu.Unlock()
+	n := d.nrEntriesLocked()
 	switch {
 	case a >= n || b >= n:
 		return GNTSTBadGntref
 	case a == b:
 		return GNTSTOkay
-	case me.active[a] != nil || me.active[b] != nil:
+	case d.active[a] != nil || d.active[b] != nil:
 		return GNTSTEagain
 	}
-	swapEntries(me.table, entryOff(a), entryOff(b))
+	swapEntries(d.table, entryOff(a), entryOff(b))
 	return GNTSTOkay
 }
 
