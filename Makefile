@@ -7,7 +7,7 @@ BIN      := bin/argovisor
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_SRC   := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all build guests run test unit integration race bench vet fmt clean checklocks lockdep
+.PHONY: all build guests run test unit integration race bench bench-go vet fmt clean checklocks lockdep
 
 all: build guests
 
@@ -47,8 +47,14 @@ unit:
 integration: build guests
 	$(GO) test $(GOFLAGS) -race -count=1 -v ./test/...
 
+# argovisor bench: every figure against floors measured in the same run;
+# writes bench/results/latest.json and bench/results/throughput.svg.
 bench: build guests
-	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./test/...
+	./$(BIN) bench
+
+# The go test benchmarks (finer-grained, for profiling with -cpuprofile).
+bench-go: build guests
+	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime 2000x ./vmm/ ./test/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -29,6 +31,7 @@ const usage = `argovisor — a KVM micro-hypervisor for small guest kernels
 
 Usage:
   argovisor run [--timeout DUR] [--trace-hypercalls] CONFIG.toml
+  argovisor bench [--runs N] [--only PREFIX,...] [--guests DIR] [--out FILE.json] [--svg FILE.svg]
   argovisor version
   argovisor help
 
@@ -44,8 +47,14 @@ Exit status: 0 if every domain exited with status 0; 1 if any exited
 non-zero, crashed or timed out; 2 for bad usage, a bad config, an
 unusable kernel file, or no usable /dev/kvm.
 
+bench measures VM exits, interrupts, memcpy, Argo, a host-socket peer
+and boot in one run (each figure the median of N >= 5 runs, with its ratio
+to a floor measured in the same run), prints a table, and writes JSON and
+an SVG plot (default bench/results/latest.json and throughput.svg).
+
 Examples:
   argovisor run examples/hello.toml
+  argovisor bench --only argo.pingpong
   argovisor run --timeout 10s examples/hello.toml
   argovisor run --trace-hypercalls examples/hello.toml
 `
@@ -62,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "argovisor %s\n", version)
 		return exitOK
@@ -189,4 +200,53 @@ func consoleTo(w io.Writer) func(*vmm.Domain, string) {
 	return func(d *vmm.Domain, line string) {
 		fmt.Fprintf(w, "[%s] %s\n", d.Name(), line)
 	}
+}
+
+func benchCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	runs := fs.Int("runs", 5, "runs per figure (at least 5)")
+	only := fs.String("only", "", "comma-separated figure name prefixes to run (floors always run)")
+	guests := fs.String("guests", "build/guests", "directory with the built guest programs")
+	out := fs.String("out", "bench/results/latest.json", "JSON results file")
+	svg := fs.String("svg", "bench/results/throughput.svg", "SVG plot of throughput against message size")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "argovisor bench: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if _, err := os.Stat(*guests + "/benchloop.elf"); err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: guest programs not found in %s (run make guests): %v\n", *guests, err)
+		return exitUsage
+	}
+	o := bench.Options{Guests: *guests, Runs: *runs, Progress: stderr}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
+	r, err := bench.Run(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
+		if r == nil || len(r.Figures) == 0 {
+			return exitFailure
+		}
+	}
+	fmt.Fprint(stdout, r.Table())
+	if err := r.WriteJSON(*out); err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
+		return exitFailure
+	}
+	if err := r.WriteSVG(*svg); err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: plot: %v\n", err)
+	}
+	fmt.Fprintf(stdout, "\nwrote %s and %s\n", *out, *svg)
+	if err != nil {
+		return exitFailure
+	}
+	return exitOK
 }

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Figure is one measured quantity (JSON names are read by tools outside
+// the repository: keep them).
+type Figure struct {
+	Name    string  `json:"name"`
+	Unit    string  `json:"unit"`
+	Median  float64 `json:"median"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Ratio   float64 `json:"ratio,omitempty"`
+	RatioTo string  `json:"ratio_to,omitempty"`
+	Goal    string  `json:"goal,omitempty"`
+	Runs    int     `json:"runs"`
+	// Size is the message size in bytes for size-dependent figures (for
+	// the plot), 0 otherwise.
+	Size int `json:"size,omitempty"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Machine string   `json:"machine"`
+	When    string   `json:"when"`
+	Figures []Figure `json:"figures"`
+}
+
+// Options control a run.
+type Options struct {
+	// Guests is the directory holding the built guest programs.
+	Guests string
+	// Runs per figure (at least 5).
+	Runs int
+	// Progress receives one line per finished figure.
+	Progress io.Writer
+	// Only, if non-empty, runs just the figures whose names start with
+	// one of these prefixes (floors are always run).
+	Only []string
+}
+
+// spec describes how to measure one figure.
+type spec struct {
+	name, unit string
+	size       int
+	run        func(o *Options) (float64, error)
+	// ratioTo names the floor; ratio computes value/floor (or a custom
+	// function of the report so far).
+	ratioTo string
+	ratio   func(v float64, r *Report) (float64, bool)
+	goal    string
+}
+
+// Run measures every figure and returns the report.
+func Run(o Options) (*Report, error) {
+	if o.Runs < 5 {
+		o.Runs = 5
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	r := &Report{Machine: machine(), When: time.Now().UTC().Format(time.RFC3339)}
+	specs := figures()
+	todo := specs[:0:0]
+	for _, s := range specs {
+		if strings.HasPrefix(s.name, "floor.") || len(o.Only) == 0 || slices.ContainsFunc(o.Only, func(p string) bool { return strings.HasPrefix(s.name, p) }) {
+			todo = append(todo, s)
+		}
+	}
+	start := time.Now()
+	for i, s := range todo {
+		f, err := measure(&o, s, r)
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.Figures = append(r.Figures, f)
+		line := fmt.Sprintf("[%2d/%d %5.0fs] %-28s median %10.3f %-6s (min %.3f, max %.3f)", i+1, len(todo), time.Since(start).Seconds(), f.Name, f.Median, f.Unit, f.Min, f.Max)
+		if f.RatioTo != "" {
+			line += fmt.Sprintf("  %.3f× %s", f.Ratio, f.RatioTo)
+		}
+		fmt.Fprintln(o.Progress, line)
+	}
+	return r, nil
+}
+
+func measure(o *Options, s spec, r *Report) (Figure, error) {
+	vals := make([]float64, 0, o.Runs)
+	for i := 0; i < o.Runs; i++ {
+		v, err := s.run(o)
+		if err != nil {
+			return Figure{}, err
+		}
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	f := Figure{Name: s.name, Unit: s.unit, Median: median(vals), Min: vals[0], Max: vals[len(vals)-1], Runs: len(vals), Goal: s.goal, Size: s.size}
+	switch {
+	case s.ratio != nil:
+		if q, ok := s.ratio(f.Median, r); ok {
+			f.Ratio, f.RatioTo = q, s.ratioTo
+		}
+	case s.ratioTo != "":
+		if fl, ok := r.Get(s.ratioTo); ok && fl.Median > 0 {
+			f.Ratio, f.RatioTo = f.Median/fl.Median, s.ratioTo
+		}
+	}
+	return f, nil
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// Get finds a figure by name.
+func (r *Report) Get(name string) (Figure, bool) {
+	for _, f := range r.Figures {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Figure{}, false
+}
+
+// WriteJSON writes the report to path, creating its directory.
+func (r *Report) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Table formats the report as a text table.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "argovisor bench — %s — %s\n\n", r.Machine, r.When)
+	fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s  %-26s %s\n", "figure", "median", "min", "max", "unit", "ratio", "to", "goal")
+	for _, f := range r.Figures {
+		ratio := ""
+		if f.RatioTo != "" {
+			ratio = fmt.Sprintf("%.3f", f.Ratio)
+		}
+		fmt.Fprintf(&b, "%-28s %12.3f %12.3f %12.3f %-6s %9s  %-26s %s\n", f.Name, f.Median, f.Min, f.Max, f.Unit, ratio, f.RatioTo, f.Goal)
+	}
+	return b.String()
+}
+
+// machine describes the host briefly.
+func machine() string {
+	host, _ := os.Hostname()
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kvm := "kvm"
+	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
+		kvm = "kvm_pvm (nested)"
+	}
+	return fmt.Sprintf("%s: %s, %d CPUs, %s, %s", host, cpu, runtime.NumCPU(), kvm, runtime.Version())
+}
+
+var errGuest = errors.New("guest failed")

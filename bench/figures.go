@@ -1,0 +1,449 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/vmm"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	sizes       = []int{16, 64, 1 << 10, 4 << 10, 64 << 10, 1 << 20}
+	streamSizes = []int{64, 4 << 10, 64 << 10, 1 << 20}
+)
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// figures lists everything a run measures, floors first.
+func figures() []spec {
+	fs := []spec{
+		// The bare loop first, so the dispatcher's figure can carry the
+		// ratio to it.
+		{name: "floor.exit_rtt.bare", unit: "us", run: bareExitRTT},
+		{name: "floor.exit_rtt", unit: "us", run: exitRTT, ratioTo: "floor.exit_rtt.bare", goal: "<= 1.1"},
+		{name: "floor.irq_rtt", unit: "us", run: irqRTT},
+	}
+	for _, n := range sizes {
+		fs = append(fs, spec{name: "floor.memcpy." + sizeName(n), unit: "MB/s", size: n, run: memcpyRate(n)})
+	}
+	for _, n := range sizes {
+		s := spec{name: "argo.sendv." + sizeName(n), unit: "us", size: n, run: sendv(n, false), ratioTo: "floor.exit_rtt"}
+		if n == 64 {
+			s.goal = "<= 1.25"
+		}
+		fs = append(fs, s, spec{name: "argo.sendv." + sizeName(n) + ".guest", unit: "us", size: n, run: sendv(n, true), ratioTo: "floor.exit_rtt"})
+	}
+	twice := func(v float64, r *Report) (float64, bool) {
+		e, ok1 := r.Get("floor.exit_rtt")
+		i, ok2 := r.Get("floor.irq_rtt")
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		return v / (2 * (e.Median + i.Median)), true
+	}
+	fs = append(fs,
+		spec{name: "argo.pingpong.64B", unit: "us", size: 64, run: pingpong(false), ratioTo: "2*(floor.exit_rtt+floor.irq_rtt)", ratio: twice, goal: "<= 1.2"},
+		spec{name: "argo.pingpong.poll.64B", unit: "us", size: 64, run: pingpong(true), ratioTo: "2*(floor.exit_rtt+floor.irq_rtt)", ratio: twice},
+	)
+	for _, n := range streamSizes {
+		s := spec{name: "argo.stream." + sizeName(n), unit: "MB/s", size: n, run: stream(n), ratioTo: "floor.memcpy." + sizeName(n)}
+		switch n {
+		case 1 << 20:
+			s.goal = ">= 0.8"
+		case 64 << 10:
+			s.goal = ">= 0.6"
+		}
+		fs = append(fs, s)
+	}
+	fs = append(fs, spec{name: "peer.unix.pingpong.64B", unit: "us", size: 64, run: unixPingPong(64), ratioTo: "floor.exit_rtt"})
+	for _, n := range streamSizes {
+		fs = append(fs, spec{name: "peer.unix.stream." + sizeName(n), unit: "MB/s", size: n, run: unixStream(n), ratioTo: "floor.memcpy." + sizeName(n)})
+	}
+	for _, n := range []int{1, 16, 64} {
+		s := spec{name: fmt.Sprintf("boot.%ddomains", n), unit: "s", run: boot(n, false)}
+		if n == 64 {
+			s.goal = "< 2"
+		}
+		fs = append(fs, s)
+	}
+	fs = append(fs, spec{name: "boot.rss_per_domain", unit: "KiB", run: boot(64, true)})
+	return fs
+}
+
+// exitRTT: the benchloop guest's null hypercalls through the dispatcher.
+func exitRTT(o *Options) (float64, error) {
+	const n = 5000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	var count atomic.Int64
+	var start, end atomic.Int64
+	done := make(chan struct{})
+	l.v.SetHypercall(vmm.HypercallNull, func(*vmm.Hypercall) int64 {
+		switch count.Add(1) {
+		case 1:
+			start.Store(time.Now().UnixNano())
+		case n + 1:
+			end.Store(time.Now().UnixNano())
+			close(done)
+		}
+		return 0
+	})
+	if _, err := l.start("loop", "benchloop", 16<<20, nil); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("benchloop stalled")
+	}
+	return float64(end.Load()-start.Load()) / n / 1e3, nil
+}
+
+func bareExitRTT(o *Options) (float64, error) {
+	const n = 5000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	d, err := l.create("bare", "benchloop", 16<<20, nil)
+	if err != nil {
+		return 0, err
+	}
+	el, err := d.MeasureBareExits(n)
+	if err != nil {
+		return 0, err
+	}
+	return float64(el.Nanoseconds()) / n / 1e3, nil
+}
+
+// irqRTT: inject the VIRQ, the guest's handler runs, the guest acks with
+// a null hypercall, on which the next VIRQ is injected.
+func irqRTT(o *Options) (float64, error) {
+	const n = 2000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	var d *vmm.Domain
+	var start, end atomic.Int64
+	done := make(chan struct{})
+	l.v.SetHypercall(vmm.HypercallNull, func(h *vmm.Hypercall) int64 {
+		switch h.Args[0] {
+		case 0:
+			start.Store(time.Now().UnixNano())
+		case n:
+			end.Store(time.Now().UnixNano())
+			close(done)
+			return 0
+		}
+		h.Domain.InjectVIRQ()
+		return 0
+	})
+	if d, err = l.start("irq", "irqpong", 16<<20, map[string]string{"count": strconv.Itoa(n)}); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("irqpong stalled: %s", l.console(d.Name()))
+	}
+	return float64(end.Load()-start.Load()) / n / 1e3, nil
+}
+
+var memSink []byte
+
+func memcpyRate(n int) func(*Options) (float64, error) {
+	return func(*Options) (float64, error) {
+		src, dst := make([]byte, n), make([]byte, n)
+		iters := max(1, (64<<20)/n)
+		start := time.Now()
+		for i := 0; i < iters; i++ {
+			copy(dst, src)
+		}
+		el := time.Since(start)
+		memSink = dst
+		return float64(n*iters) / el.Seconds() / 1e6, nil
+	}
+}
+
+// sendv: the sendbench guest sends into a host ring drained by a
+// goroutine; host-measured (wall time per message while the guest runs)
+// or guest-measured (TSC around the hypercall).
+func sendv(size int, guestTime bool) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		count := 2000
+		if size >= 1<<20 {
+			count = 300
+		}
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		h, err := l.v.Argo().NewHost(uint64(8*(size+64))+(1<<20), argo.Policy{Enabled: true, Wildcard: true})
+		if err != nil {
+			return 0, err
+		}
+		ringLen := max(uint32(4*(size+32)+15)&^15, 64<<10)
+		r, err := h.RegisterRing(1, argo.DomainAny, ringLen)
+		if err != nil {
+			return 0, err
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				for {
+					if _, err := r.Recv(); err != nil {
+						break
+					}
+				}
+				select {
+				case <-h.Signals():
+				case <-stop:
+					return
+				}
+			}
+		}()
+		defer func() { close(stop); wg.Wait() }()
+		d, err := l.start("sendbench", "sendbench", 64<<20, map[string]string{"size": strconv.Itoa(size), "count": strconv.Itoa(count), "dst": "0"})
+		if err != nil {
+			return 0, err
+		}
+		if err := l.ready(d); err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		if err := l.finish(d); err != nil {
+			return 0, err
+		}
+		wall := time.Since(t0)
+		var sz, n, cycles, eagain uint64
+		if err := l.scan("sendbench", "sendv:", "sendv: size %d count %d cycles %d eagain %d", &sz, &n, &cycles, &eagain); err != nil {
+			return 0, err
+		}
+		if guestTime {
+			return cyclesToMicros(d, float64(cycles)/float64(n+eagain))
+		}
+		return float64(wall.Nanoseconds()) / float64(count) / 1e3, nil
+	}
+}
+
+// pingpong: guest-measured round trip of 64-byte messages.
+func pingpong(poll bool) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		const count = 1000
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		p := func(role, peer string) map[string]string {
+			m := map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": "64"}
+			if poll {
+				m["poll"] = "1"
+			}
+			return m
+		}
+		ping, err := l.start("ping", "pingpong", 16<<20, p("ping", "2"))
+		if err != nil {
+			return 0, err
+		}
+		pong, err := l.start("pong", "pingpong", 16<<20, p("pong", "1"))
+		if err != nil {
+			return 0, err
+		}
+		if err := l.finish(ping, pong); err != nil {
+			return 0, err
+		}
+		var n, cycles uint64
+		if err := l.scan("ping", "pingpong: ", "pingpong: %d round trips ok, lost 0 corrupt 0 reordered 0, %d cycles/round trip", &n, &cycles); err != nil {
+			return 0, err
+		}
+		return cyclesToMicros(ping, float64(cycles))
+	}
+}
+
+// stream: one-way throughput guest to guest, MB/s over the receiver's
+// run (boot included, amortised over the messages).
+func stream(size int) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		count := max(100, min(5000, (64<<20)/size))
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		ringLen := (max(4*(size+32), 4096-64) + 15) &^ 15
+		p := func(role, peer string) map[string]string {
+			return map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": strconv.Itoa(size), "ringlen": strconv.Itoa(ringLen)}
+		}
+		t0 := time.Now()
+		rx, err := l.start("rx", "stream", 64<<20, p("receiver", "2"))
+		if err != nil {
+			return 0, err
+		}
+		tx, err := l.start("tx", "stream", 64<<20, p("sender", "1"))
+		if err != nil {
+			return 0, err
+		}
+		if err := l.finish(rx, tx); err != nil {
+			return 0, err
+		}
+		return float64(size*count) / time.Since(t0).Seconds() / 1e6, nil
+	}
+}
+
+// unixPingPong: AF_UNIX SOCK_SEQPACKET round trip between two host threads.
+func unixPingPong(size int) func(*Options) (float64, error) {
+	return func(*Options) (float64, error) {
+		const n = 20000
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		errc := make(chan error, 1)
+		go func() {
+			buf := make([]byte, size)
+			for i := 0; i < n; i++ {
+				if _, err := unix.Read(fds[1], buf); err != nil {
+					errc <- err
+					return
+				}
+				if _, err := unix.Write(fds[1], buf); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		buf := make([]byte, size)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if _, err := unix.Write(fds[0], buf); err != nil {
+				return 0, err
+			}
+			if _, err := unix.Read(fds[0], buf); err != nil {
+				return 0, err
+			}
+		}
+		el := time.Since(start)
+		if err := <-errc; err != nil {
+			return 0, err
+		}
+		return float64(el.Nanoseconds()) / n / 1e3, nil
+	}
+}
+
+// unixStream: one-way SOCK_SEQPACKET throughput between two host threads.
+func unixStream(size int) func(*Options) (float64, error) {
+	return func(*Options) (float64, error) {
+		count := max(200, min(20000, (256<<20)/size))
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		// Large messages need a large send buffer.
+		for _, fd := range fds {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*size+(1<<16))
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4*size+(1<<16))
+		}
+		errc := make(chan error, 1)
+		go func() {
+			buf := make([]byte, size)
+			for i := 0; i < count; i++ {
+				if _, err := unix.Read(fds[1], buf); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		buf := make([]byte, size)
+		start := time.Now()
+		for i := 0; i < count; i++ {
+			if _, err := unix.Write(fds[0], buf); err != nil {
+				return 0, err
+			}
+		}
+		if err := <-errc; err != nil {
+			return 0, err
+		}
+		return float64(size*count) / time.Since(start).Seconds() / 1e6, nil
+	}
+}
+
+// boot: n spinning domains of 16 MiB to their first console line (s), or
+// the VMM's RSS growth per domain at that point (KiB).
+func boot(n int, rss bool) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		before := rssKiB()
+		t0 := time.Now()
+		var ds []*vmm.Domain
+		for i := 0; i < n; i++ {
+			d, err := l.start(fmt.Sprintf("d%d", i), "spin", 16<<20, nil)
+			if err != nil {
+				return 0, err
+			}
+			ds = append(ds, d)
+		}
+		for _, d := range ds {
+			if err := l.ready(d); err != nil {
+				return 0, err
+			}
+		}
+		el := time.Since(t0)
+		if rss {
+			return float64(rssKiB()-before) / float64(n), nil
+		}
+		return el.Seconds(), nil
+	}
+}
+
+func rssKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				v, _ := strconv.ParseInt(f[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
