@@ -60,6 +60,11 @@ func figures() []spec {
 		spec{name: "argo.pingpong.64B", unit: "us", size: 64, run: pingpong(false), ratioTo: "2*(floor.exit_rtt+floor.irq_rtt)", ratio: twice, goal: "<= 1.2"},
 		spec{name: "argo.pingpong.poll.64B", unit: "us", size: 64, run: pingpong(true), ratioTo: "2*(floor.exit_rtt+floor.irq_rtt)", ratio: twice},
 	)
+	fs = append(fs, spec{name: "argo.hostpingpong.64B", unit: "us", size: 64, run: hostPingPong, ratioTo: "2*(floor.exit_rtt+floor.irq_rtt)", ratio: twice})
+	fs = append(fs, spec{name: "argo.isolation", unit: "x", run: isolation, goal: ">= 0.9"})
+	for _, n := range []int{1, 2, 4, 8} {
+		fs = append(fs, spec{name: fmt.Sprintf("argo.scaling.%dpairs", n), unit: "msg/s", run: scaling(n)})
+	}
 	for _, n := range streamSizes {
 		s := spec{name: "argo.stream." + sizeName(n), unit: "MB/s", size: n, run: stream(n), ratioTo: "floor.memcpy." + sizeName(n)}
 		switch n {
@@ -283,6 +288,175 @@ func pingpong(poll bool) func(*Options) (float64, error) {
 			return 0, err
 		}
 		return cyclesToMicros(ping, float64(cycles))
+	}
+}
+
+// hostPingPong: the host endpoint sends 64-byte messages to a hostecho
+// guest and waits for each echo (host-measured round trip).
+func hostPingPong(o *Options) (float64, error) {
+	const n = 1000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	h, err := l.v.Argo().NewHost(0, argo.Policy{Enabled: true, Wildcard: true})
+	if err != nil {
+		return 0, err
+	}
+	r, err := h.RegisterRing(2, argo.DomainAny, 64<<10)
+	if err != nil {
+		return 0, err
+	}
+	d, err := l.start("echo", "hostecho", 16<<20, map[string]string{"size": "4032"})
+	if err != nil {
+		return 0, err
+	}
+	dst := argo.Addr{Port: 1, Domain: argo.DomainID(d.ID())}
+	msg := make([]byte, 64)
+	send := func(typ uint32) error {
+		for deadline := time.Now().Add(time.Minute); ; {
+			_, err := h.Send(dst, 2, typ, msg)
+			switch err {
+			case nil:
+				return nil
+			case argo.Errno(argo.ECONNREFUSED), argo.Errno(argo.EAGAIN):
+				if time.Now().After(deadline) {
+					return err
+				}
+				time.Sleep(100 * time.Microsecond)
+			default:
+				return err
+			}
+		}
+	}
+	recv := func() error {
+		for deadline := time.Now().Add(time.Minute); ; {
+			if _, err := r.Recv(); err == nil {
+				return nil
+			}
+			select {
+			case <-h.Signals():
+			case <-time.After(time.Until(deadline)):
+				return fmt.Errorf("no echo")
+			}
+		}
+	}
+	if err := send(1); err != nil { // warm-up: waits for the guest's ring
+		return 0, err
+	}
+	if err := recv(); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := send(1); err != nil {
+			return 0, err
+		}
+		if err := recv(); err != nil {
+			return 0, err
+		}
+	}
+	el := time.Since(start)
+	if err := send(0xDEAD); err != nil {
+		return 0, err
+	}
+	if err := l.finish(d); err != nil {
+		return 0, err
+	}
+	return float64(el.Nanoseconds()) / n / 1e3, nil
+}
+
+// pairRTT runs one interrupt-driven ping-pong pair next to a third domain
+// (prog, with params) and returns the pair's guest-measured round trip.
+func pairRTT(o *Options, third string, params map[string]string) (float64, error) {
+	const count = 1000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	p := func(role, peer string) map[string]string {
+		return map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": "64", "extra_port": "9"}
+	}
+	mk := func(name, prog string, params map[string]string) (*vmm.Domain, error) {
+		d, err := l.v.CreateDomain(vmm.DomainConfig{Name: name, Kernel: o.Guests + "/" + prog + ".elf", Memory: 16 << 20, VCPUs: 1,
+			Params: params, Argo: vmm.ArgoPolicy{Wildcard: true}})
+		if err != nil {
+			return nil, err
+		}
+		return d, d.Start()
+	}
+	ping, err := mk("ping", "pingpong", p("ping", "2"))
+	if err != nil {
+		return 0, err
+	}
+	pong, err := mk("pong", "pingpong", p("pong", "1"))
+	if err != nil {
+		return 0, err
+	}
+	noise, err := mk("noise", third, params)
+	if err != nil {
+		return 0, err
+	}
+	if err := l.ready(noise); err != nil {
+		return 0, err
+	}
+	if err := l.finish(ping, pong); err != nil {
+		return 0, err
+	}
+	var n, cycles uint64
+	if err := l.scan("ping", "pingpong: ", "pingpong: %d round trips ok, lost 0 corrupt 0 reordered 0, %d cycles/round trip", &n, &cycles); err != nil {
+		return 0, err
+	}
+	return cyclesToMicros(ping, float64(cycles))
+}
+
+// isolation is the victim pair's message rate while a third domain storms
+// (registers/unregisters its rings and sends to the victim's other ring)
+// divided by its rate while the third domain only spins: 1 means the storm
+// costs the victims nothing beyond the CPU time any busy neighbour takes.
+func isolation(o *Options) (float64, error) {
+	spin, err := pairRTT(o, "spin", nil)
+	if err != nil {
+		return 0, err
+	}
+	storm, err := pairRTT(o, "argostorm", map[string]string{"victim": "2", "port": "9"})
+	if err != nil {
+		return 0, err
+	}
+	return spin / storm, nil // rate ratio = inverse RTT ratio
+}
+
+// scaling: n interrupt-driven ping-pong pairs at once; aggregate round
+// trips per second over the whole run.
+func scaling(pairs int) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		const count = 500
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		var ds []*vmm.Domain
+		t0 := time.Now()
+		for i := 0; i < pairs; i++ {
+			a, b := 2*i+1, 2*i+2
+			for _, role := range []struct {
+				name, role string
+				peer       int
+			}{{fmt.Sprintf("ping%d", i), "ping", b}, {fmt.Sprintf("pong%d", i), "pong", a}} {
+				d, err := l.start(role.name, "pingpong", 16<<20, map[string]string{"role": role.role, "peer": strconv.Itoa(role.peer), "count": strconv.Itoa(count), "size": "64"})
+				if err != nil {
+					return 0, err
+				}
+				ds = append(ds, d)
+			}
+		}
+		if err := l.finish(ds...); err != nil {
+			return 0, err
+		}
+		return float64(pairs*count) / time.Since(t0).Seconds(), nil
 	}
 }
 

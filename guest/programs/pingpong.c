@@ -368,6 +368,12 @@ int guest_main(void)
 
     peer = (uint16_t)guest_param_u64("peer", 0);
     port = (uint32_t)guest_param_u64("port", 1);
+    uint32_t extra = (uint32_t)guest_param_u64("extra_port", 0);
+    if (extra) {
+        long err;
+        if (!argo_ring_create(extra, ARGO_DOMID_ANY, 4096 - 64, &err))
+            guest_printf("pingpong: extra ring on port %u: %s\n", extra, guest_errno_name(err));
+    }
     polling = guest_param_u64("poll", 0) != 0;
     canary = guest_param_u64("canary", 0) != 0;
     refused_left = (long)guest_param_u64("retries", 200000);
