@@ -472,7 +472,7 @@ func stream(size int) func(*Options) (float64, error) {
 		defer l.close()
 		ringLen := (max(4*(size+32), 4096-64) + 15) &^ 15
 		p := func(role, peer string) map[string]string {
-			return map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": strconv.Itoa(size), "ringlen": strconv.Itoa(ringLen)}
+			return map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": strconv.Itoa(size), "ringlen": strconv.Itoa(ringLen), "verify": "0"}
 		}
 		t0 := time.Now()
 		rx, err := l.start("rx", "stream", 64<<20, p("receiver", "2"))
