@@ -55,6 +55,10 @@ type spec struct {
 	name, unit string
 	size       int
 	run        func(o *Options) (float64, error)
+	// pair, if set, is measured in the same runs, alternating with this
+	// one, so that a figure and its floor see the same machine load; its
+	// figure is reported first.
+	pair *spec
 	// ratioTo names the floor; ratio computes value/floor (or a custom
 	// function of the report so far).
 	ratioTo string
@@ -80,29 +84,59 @@ func Run(o Options) (*Report, error) {
 	}
 	start := time.Now()
 	for i, s := range todo {
-		f, err := measure(&o, s, r)
+		fs, err := measure(&o, s, r)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", s.name, err)
 		}
-		r.Figures = append(r.Figures, f)
-		line := fmt.Sprintf("[%2d/%d %5.0fs] %-28s median %10.3f %-6s (min %.3f, max %.3f)", i+1, len(todo), time.Since(start).Seconds(), f.Name, f.Median, f.Unit, f.Min, f.Max)
-		if f.RatioTo != "" {
-			line += fmt.Sprintf("  %.3f× %s", f.Ratio, f.RatioTo)
+		r.Figures = append(r.Figures, fs...)
+		for _, f := range fs {
+			progress(o.Progress, i+1, len(todo), start, f)
 		}
-		fmt.Fprintln(o.Progress, line)
 	}
 	return r, nil
 }
 
-func measure(o *Options, s spec, r *Report) (Figure, error) {
+// progress prints one finished figure.
+func progress(w io.Writer, i, n int, start time.Time, f Figure) {
+	line := fmt.Sprintf("[%2d/%d %5.0fs] %-28s median %10.3f %-6s (min %.3f, max %.3f)", i, n, time.Since(start).Seconds(), f.Name, f.Median, f.Unit, f.Min, f.Max)
+	if f.RatioTo != "" {
+		line += fmt.Sprintf("  %.3f× %s", f.Ratio, f.RatioTo)
+	}
+	fmt.Fprintln(w, line)
+}
+
+// measure runs a spec (and its pair, alternately) o.Runs times.
+func measure(o *Options, s spec, r *Report) ([]Figure, error) {
+	var pairVals []float64
 	vals := make([]float64, 0, o.Runs)
 	for i := 0; i < o.Runs; i++ {
+		if s.pair != nil {
+			v, err := s.pair.run(o)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.pair.name, err)
+			}
+			pairVals = append(pairVals, v)
+		}
 		v, err := s.run(o)
 		if err != nil {
-			return Figure{}, err
+			return nil, err
 		}
 		vals = append(vals, v)
 	}
+	var out []Figure
+	if s.pair != nil {
+		pf := summarise(*s.pair, pairVals, r)
+		r.Figures = append(r.Figures, pf) // visible to s's ratio
+		out = append(out, pf)
+	}
+	f := summarise(s, vals, r)
+	if s.pair != nil {
+		r.Figures = r.Figures[:len(r.Figures)-1]
+	}
+	return append(out, f), nil
+}
+
+func summarise(s spec, vals []float64, r *Report) Figure {
 	slices.Sort(vals)
 	f := Figure{Name: s.name, Unit: s.unit, Median: median(vals), Min: vals[0], Max: vals[len(vals)-1], Runs: len(vals), Goal: s.goal, Size: s.size}
 	switch {
@@ -115,7 +149,7 @@ func measure(o *Options, s spec, r *Report) (Figure, error) {
 			f.Ratio, f.RatioTo = f.Median/fl.Median, s.ratioTo
 		}
 	}
-	return f, nil
+	return f
 }
 
 func median(sorted []float64) float64 {

@@ -23,18 +23,26 @@ func TestMeasureRatios(t *testing.T) {
 	o := &Options{Runs: 5}
 	vals := []float64{5, 1, 4, 2, 3}
 	i := 0
-	floor, err := measure(o, spec{name: "floor.x", unit: "us", run: func(*Options) (float64, error) { v := vals[i%5]; i++; return v, nil }}, r)
-	if err != nil || floor.Median != 3 || floor.Min != 1 || floor.Max != 5 || floor.Runs != 5 {
-		t.Fatalf("floor = %+v, %v", floor, err)
+	fs, err := measure(o, spec{name: "floor.x", unit: "us", run: func(*Options) (float64, error) { v := vals[i%5]; i++; return v, nil }}, r)
+	if err != nil || len(fs) != 1 || fs[0].Median != 3 || fs[0].Min != 1 || fs[0].Max != 5 || fs[0].Runs != 5 {
+		t.Fatalf("floor = %+v, %v", fs, err)
 	}
-	r.Figures = append(r.Figures, floor)
+	r.Figures = append(r.Figures, fs...)
 	f, _ := measure(o, spec{name: "y", unit: "us", run: func(*Options) (float64, error) { return 6, nil }, ratioTo: "floor.x", goal: "<= 2"}, r)
-	if f.Ratio != 2 || f.RatioTo != "floor.x" || f.Goal != "<= 2" {
+	if f[0].Ratio != 2 || f[0].RatioTo != "floor.x" || f[0].Goal != "<= 2" {
 		t.Fatalf("ratio figure = %+v", f)
 	}
 	g, _ := measure(o, spec{name: "z", unit: "us", run: func(*Options) (float64, error) { return 1, nil }, ratioTo: "missing"}, r)
-	if g.RatioTo != "" {
+	if g[0].RatioTo != "" {
 		t.Fatalf("ratio to a missing floor: %+v", g)
+	}
+	// A pair is measured alternately and its figure comes first; the
+	// other figure's ratio is to it.
+	var order []string
+	p, _ := measure(o, spec{name: "a", unit: "us", run: func(*Options) (float64, error) { order = append(order, "a"); return 4, nil }, ratioTo: "b",
+		pair: &spec{name: "b", unit: "us", run: func(*Options) (float64, error) { order = append(order, "b"); return 2, nil }}}, r)
+	if len(p) != 2 || p[0].Name != "b" || p[1].Name != "a" || p[1].Ratio != 2 || strings.Join(order, "") != "bababababa" {
+		t.Fatalf("pair = %+v, order %v", p, order)
 	}
 }
 
