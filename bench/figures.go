@@ -260,37 +260,7 @@ func sendv(size int, guestTime bool) func(*Options) (float64, error) {
 
 // pingpong: guest-measured round trip of 64-byte messages.
 func pingpong(poll bool) func(*Options) (float64, error) {
-	return func(o *Options) (float64, error) {
-		const count = 1000
-		l, err := newLab(o)
-		if err != nil {
-			return 0, err
-		}
-		defer l.close()
-		p := func(role, peer string) map[string]string {
-			m := map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": "64"}
-			if poll {
-				m["poll"] = "1"
-			}
-			return m
-		}
-		ping, err := l.start("ping", "pingpong", 16<<20, p("ping", "2"))
-		if err != nil {
-			return 0, err
-		}
-		pong, err := l.start("pong", "pingpong", 16<<20, p("pong", "1"))
-		if err != nil {
-			return 0, err
-		}
-		if err := l.finish(ping, pong); err != nil {
-			return 0, err
-		}
-		var n, cycles uint64
-		if err := l.scan("ping", "pingpong: ", "pingpong: %d round trips ok, lost 0 corrupt 0 reordered 0, %d cycles/round trip", &n, &cycles); err != nil {
-			return 0, err
-		}
-		return cyclesToMicros(ping, float64(cycles))
-	}
+	return func(o *Options) (float64, error) { return pairRTT(o, poll, "", nil) }
 }
 
 // hostPingPong: the host endpoint sends 64-byte messages to a hostecho
@@ -369,18 +339,17 @@ func hostPingPong(o *Options) (float64, error) {
 	return float64(el.Nanoseconds()) / n / 1e3, nil
 }
 
-// pairRTT runs one interrupt-driven ping-pong pair next to a third domain
-// (prog, with params) and returns the pair's guest-measured round trip.
-func pairRTT(o *Options, third string, params map[string]string) (float64, error) {
+// pairRTT runs one ping-pong pair of 64-byte messages (interrupt-driven
+// unless poll), next to a third domain if third names a guest program, and
+// returns ping's guest-measured round trip. Each side also registers a
+// wildcard ring on port 9 that nobody reads (a target for the third).
+func pairRTT(o *Options, poll bool, third string, thirdParams map[string]string) (float64, error) {
 	const count = 1000
 	l, err := newLab(o)
 	if err != nil {
 		return 0, err
 	}
 	defer l.close()
-	p := func(role, peer string) map[string]string {
-		return map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": "64", "extra_port": "9"}
-	}
 	mk := func(name, prog string, params map[string]string) (*vmm.Domain, error) {
 		d, err := l.v.CreateDomain(vmm.DomainConfig{Name: name, Kernel: o.Guests + "/" + prog + ".elf", Memory: 16 << 20, VCPUs: 1,
 			Params: params, Argo: vmm.ArgoPolicy{Wildcard: true}})
@@ -388,6 +357,13 @@ func pairRTT(o *Options, third string, params map[string]string) (float64, error
 			return nil, err
 		}
 		return d, d.Start()
+	}
+	p := func(role, peer string) map[string]string {
+		m := map[string]string{"role": role, "peer": peer, "count": strconv.Itoa(count), "size": "64", "extra_port": "9"}
+		if poll {
+			m["poll"] = "1"
+		}
+		return m
 	}
 	ping, err := mk("ping", "pingpong", p("ping", "2"))
 	if err != nil {
@@ -397,12 +373,14 @@ func pairRTT(o *Options, third string, params map[string]string) (float64, error
 	if err != nil {
 		return 0, err
 	}
-	noise, err := mk("noise", third, params)
-	if err != nil {
-		return 0, err
-	}
-	if err := l.ready(noise); err != nil {
-		return 0, err
+	if third != "" {
+		noise, err := mk("noise", third, thirdParams)
+		if err != nil {
+			return 0, err
+		}
+		if err := l.ready(noise); err != nil {
+			return 0, err
+		}
 	}
 	if err := l.finish(ping, pong); err != nil {
 		return 0, err
@@ -419,11 +397,11 @@ func pairRTT(o *Options, third string, params map[string]string) (float64, error
 // divided by its rate while the third domain only spins: 1 means the storm
 // costs the victims nothing beyond the CPU time any busy neighbour takes.
 func isolation(o *Options) (float64, error) {
-	spin, err := pairRTT(o, "spin", nil)
+	spin, err := pairRTT(o, false, "spin", nil)
 	if err != nil {
 		return 0, err
 	}
-	storm, err := pairRTT(o, "argostorm", map[string]string{"victim": "2", "port": "9"})
+	storm, err := pairRTT(o, false, "argostorm", map[string]string{"victim": "2", "port": "9"})
 	if err != nil {
 		return 0, err
 	}
@@ -492,16 +470,29 @@ func stream(size int) func(*Options) (float64, error) {
 	}
 }
 
+// seqpacketPair makes a connected AF_UNIX SOCK_SEQPACKET pair whose
+// buffers hold a few messages of size bytes.
+func seqpacketPair(size int) ([2]int, func(), error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fds, nil, err
+	}
+	for _, fd := range fds {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*size+(1<<16))
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4*size+(1<<16))
+	}
+	return fds, func() { unix.Close(fds[0]); unix.Close(fds[1]) }, nil
+}
+
 // unixPingPong: AF_UNIX SOCK_SEQPACKET round trip between two host threads.
 func unixPingPong(size int) func(*Options) (float64, error) {
 	return func(*Options) (float64, error) {
 		const n = 20000
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		fds, closeFDs, err := seqpacketPair(size)
 		if err != nil {
 			return 0, err
 		}
-		defer unix.Close(fds[0])
-		defer unix.Close(fds[1])
+		defer closeFDs()
 		errc := make(chan error, 1)
 		go func() {
 			buf := make([]byte, size)
@@ -539,17 +530,11 @@ func unixPingPong(size int) func(*Options) (float64, error) {
 func unixStream(size int) func(*Options) (float64, error) {
 	return func(*Options) (float64, error) {
 		count := max(200, min(20000, (256<<20)/size))
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		fds, closeFDs, err := seqpacketPair(size)
 		if err != nil {
 			return 0, err
 		}
-		defer unix.Close(fds[0])
-		defer unix.Close(fds[1])
-		// Large messages need a large send buffer.
-		for _, fd := range fds {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*size+(1<<16))
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4*size+(1<<16))
-		}
+		defer closeFDs()
 		errc := make(chan error, 1)
 		go func() {
 			buf := make([]byte, size)
