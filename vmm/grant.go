@@ -41,9 +41,15 @@ var ErrWindow = errors.New("address outside the grant window")
 // granter's memfd; KVM's MMU notifier sees the change, so no memory slot is
 // added or removed per grant.
 type grantWindow struct {
-	// mu serialises changes to the mappings. Leaf lock.
+	// mu serialises changes to the mappings and guards roPages. Leaf lock.
 	mu   sync.Mutex
 	base uintptr // host address of GrantWindowGPA
+	// roPages holds the read-only half's pages that have something
+	// mapped (a granted frame or a revoked dead page). A guest write to
+	// the read-only half arrives as an MMIO exit whatever the backing, so
+	// the VMM needs this to stop a domain that writes to an unmapped page
+	// there, as touching one in the read-write half does.
+	roPages map[uint64]bool
 }
 
 // newGrantWindow reserves the window's host address range.
@@ -52,7 +58,7 @@ func newGrantWindow() (*grantWindow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reserve grant window (%d MiB): %w", grantWinBytes>>20, err)
 	}
-	return &grantWindow{base: p}, nil
+	return &grantWindow{base: p, roPages: map[uint64]bool{}}, nil
 }
 
 func (w *grantWindow) close() error {
@@ -96,14 +102,33 @@ func (w *grantWindow) mapFrame(gpa uint64, fd int, gfn uint64, ro bool) error {
 	if _, err := mmapFile(w.hostAddr(gpa), PageSize, prot, unix.MAP_SHARED|unix.MAP_FIXED, fd, int64(gfn*PageSize)); err != nil {
 		return fmt.Errorf("mmap granted frame %#x at %#x: %w", gfn, gpa, err)
 	}
+	if ro {
+		w.roPages[gpa] = true
+	}
 	return nil
+}
+
+// roWriteDropped reports whether a guest write at gpa in the read-only
+// half hits a mapped page (the write is then dropped, as documented) rather
+// than an unmapped one.
+func (w *grantWindow) roWriteDropped(gpa uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.roPages[gpa&^(PageSize-1)]
+}
+
+// inReadOnlyWindow reports whether gpa lies in the read-only half.
+func inReadOnlyWindow(gpa uint64) bool {
+	return gpa >= GrantWindowROGPA && gpa < GrantWindowROGPA+GrantWindowHalf
 }
 
 // replace puts anonymous pages back at gpas, one mmap call per run of
 // contiguous pages (so a batch of adjacent unmaps costs one invalidation).
-// dead pages are readable zero pages whose writes go to a private copy
-// (revocation: the mapper keeps running); otherwise the pages are
-// inaccessible (unmap: touching one stops the domain with a fault).
+// dead pages are zero pages the mapper may keep reading and writing: its
+// writes land in a private copy that belongs to nobody and is dropped at
+// unmap (revocation: the mapper keeps running, the granter never sees
+// them); otherwise the pages are inaccessible (unmap: touching one stops
+// the domain with a fault).
 func (w *grantWindow) replace(gpas []uint64, dead bool) error {
 	for _, g := range gpas {
 		if g%PageSize != 0 || g < GrantWindowGPA || g >= GrantWindowGPA+grantWinBytes {
@@ -129,6 +154,15 @@ func (w *grantWindow) replace(gpas []uint64, dead bool) error {
 		n := uintptr(sorted[j-1]-sorted[i]) + PageSize
 		if _, err := mmapAnon(w.hostAddr(sorted[i]), n, prot, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE); err != nil {
 			errs = append(errs, fmt.Errorf("replace grant pages at %#x (+%d): %w", sorted[i], n/PageSize, err))
+		}
+		for g := sorted[i]; g <= sorted[j-1]; g += PageSize {
+			if inReadOnlyWindow(g) {
+				if dead {
+					w.roPages[g] = true
+				} else {
+					delete(w.roPages, g)
+				}
+			}
 		}
 		i = j
 	}

@@ -42,7 +42,20 @@ func (c *VCPUContext) Paging() PagingState {
 
 // Guest accesses memory through this vCPU's page tables.
 func (c *VCPUContext) Guest() GuestView {
-	return GuestView{Mem: c.Domain.ram, Paging: c.Paging()}
+	return GuestView{Mem: domainMemory{c.Domain}, Paging: c.Paging()}
+}
+
+// domainMemory is what hypercall pointers may reach: RAM and the grant
+// table frames. The grant window is left out on purpose: its pages may be
+// inaccessible host memory, which the VMM must never touch.
+type domainMemory struct{ d *Domain }
+
+// Slice implements PhysMemory.
+func (m domainMemory) Slice(gpa, n uint64) ([]byte, error) {
+	if gpa >= GrantTableGPA && m.d.gtab != nil {
+		return m.d.gtab.Slice(gpa-GrantTableGPA, n)
+	}
+	return m.d.ram.Slice(gpa, n)
 }
 
 // vcpu is one vCPU and the goroutine that runs it.
@@ -126,8 +139,14 @@ func (v *vcpu) handle(exit kvm.Exit) {
 		}
 	case kvm.ExitMMIO:
 		// No MMIO devices outside the in-kernel irqchip: reads see
-		// all-ones, writes vanish.
+		// all-ones, writes vanish. A write to the read-only half of the
+		// grant window comes here too (KVM_MEM_READONLY): dropped when a
+		// page is mapped there, a fault when none is.
 		d.stats.mmioExits.Add(1)
+		if a := exit.MMIO.Addr; exit.MMIO.IsWrite && inReadOnlyWindow(a) && !d.window.roWriteDropped(a) {
+			d.crash(v, fmt.Sprintf("guest wrote to gpa %#x, an unmapped page of the read-only grant window", a), -1)
+			return
+		}
 		if !exit.MMIO.IsWrite {
 			for i := range exit.MMIO.Data {
 				exit.MMIO.Data[i] = 0xFF

@@ -14,6 +14,7 @@ import (
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/bench"
+	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -183,6 +184,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "argovisor: %s (domain %d): %v\n", d.Name(), d.ID(), r)
 		if r.Fault != nil {
 			fmt.Fprintln(stdout, r.Fault.RegisterDump())
+		}
+		if st := d.GnttabStats(); st != (gnttab.Stats{}) {
+			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d\n",
+				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors)
 		}
 		if st := d.ArgoStats(); st != (argo.Stats{}) {
 			fmt.Fprintf(stdout, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%d\n",
