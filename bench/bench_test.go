@@ -79,7 +79,8 @@ func TestRequiredFigures(t *testing.T) {
 		have[s.name] = true
 	}
 	for _, n := range []string{"floor.exit_rtt", "floor.irq_rtt", "floor.memcpy.64KiB", "argo.sendv.64B", "argo.sendv.64KiB",
-		"argo.pingpong.64B", "argo.stream.64KiB", "argo.stream.1MiB", "peer.unix.pingpong.64B", "boot.64domains"} {
+		"argo.pingpong.64B", "argo.stream.64KiB", "argo.stream.1MiB", "argo.isolation", "gnttab.map_unmap.1", "gnttab.map_unmap.32",
+		"gnttab.copy.4KiB", "peer.unix.pingpong.64B", "boot.64domains"} {
 		if !have[n] {
 			t.Errorf("no figure %s", n)
 		}

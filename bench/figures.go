@@ -81,6 +81,11 @@ func figures() []spec {
 	for _, n := range streamSizes {
 		fs = append(fs, spec{name: "peer.unix.stream." + sizeName(n), unit: "MB/s", size: n, run: unixStream(n), ratioTo: "floor.memcpy." + sizeName(n)})
 	}
+	fs = append(fs,
+		spec{name: "gnttab.map_unmap.1", unit: "us", run: gnttabOp("mapunmap", 1), ratioTo: "floor.exit_rtt", goal: "<= 3"},
+		spec{name: "gnttab.map_unmap.32", unit: "us", run: gnttabOp("batch", 32), ratioTo: "floor.exit_rtt"},
+		spec{name: "gnttab.copy.4KiB", unit: "us", size: 4 << 10, run: gnttabOp("copy", 1), ratioTo: "floor.exit_rtt"},
+	)
 	for _, n := range []int{1, 16, 64} {
 		s := spec{name: fmt.Sprintf("boot.%ddomains", n), unit: "s", run: boot(n, false)}
 		if n == 64 {
@@ -437,6 +442,43 @@ func scaling(pairs int) func(*Options) (float64, error) {
 			return 0, err
 		}
 		return float64(pairs*count) / time.Since(t0).Seconds(), nil
+	}
+}
+
+// gnttabOp: a grantor grants pages to a grantee, which times count
+// iterations of op with its TSC: map+unmap of one page (two hypercalls),
+// a batch of 32 maps and a batch of 32 unmaps (two hypercalls), or a 4 KiB
+// copy (one). Guest-measured µs per iteration.
+func gnttabOp(op string, pages int) func(*Options) (float64, error) {
+	return func(o *Options) (float64, error) {
+		const count = 1000
+		l, err := newLab(o)
+		if err != nil {
+			return 0, err
+		}
+		defer l.close()
+		a, err := l.create("a", "grantor", 16<<20, map[string]string{"peer": "2", "pages": strconv.Itoa(pages)})
+		if err != nil {
+			return 0, err
+		}
+		g, err := l.create("g", "grantee", 16<<20, map[string]string{"peer": "1", "mode": "bench", "op": op, "count": strconv.Itoa(count)})
+		if err != nil {
+			return 0, err
+		}
+		for _, d := range []*vmm.Domain{a, g} {
+			if err := d.Start(); err != nil {
+				return 0, err
+			}
+		}
+		if err := l.finish(g, a); err != nil {
+			return 0, err
+		}
+		var n, cycles uint64
+		var name string
+		if err := l.scan("g", "gntbench:", "gntbench: op %s count %d cycles %d", &name, &n, &cycles); err != nil {
+			return 0, err
+		}
+		return cyclesToMicros(g, float64(cycles)/float64(n))
 	}
 }
 
