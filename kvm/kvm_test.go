@@ -157,3 +157,21 @@ func TestVMIoctls(t *testing.T) {
 		t.Error("immediate_exit not cleared")
 	}
 }
+
+func TestRetryEINTR(t *testing.T) {
+	n := 0
+	err := retry(func() error {
+		n++
+		if n < 3 {
+			return unix.EINTR
+		}
+		return unix.EBADF
+	})
+	if n != 3 || !errors.Is(err, unix.EBADF) {
+		t.Errorf("retry: %d calls, %v", n, err)
+	}
+	v, err := retryVal(func() (int, error) { return 7, nil })
+	if v != 7 || err != nil {
+		t.Errorf("retryVal = %d, %v", v, err)
+	}
+}

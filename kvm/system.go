@@ -42,7 +42,7 @@ func OpenSystem(path string) (*System, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &System{f: f, fd: f.Fd()}
-	v, err := gokvm.GetAPIVersion(s.fd)
+	v, err := retryVal(func() (uintptr, error) { return gokvm.GetAPIVersion(s.fd) })
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
@@ -66,7 +66,7 @@ func OpenSystem(path string) (*System, error) {
 		s.Close()
 		return nil, fmt.Errorf("%w: %v lacks REGS|SREGS (has %#x)", ErrMissingExtension, CapSyncRegs, n)
 	}
-	sz, err := gokvm.GetVCPUMMmapSize(s.fd)
+	sz, err := retryVal(func() (uintptr, error) { return gokvm.GetVCPUMMmapSize(s.fd) })
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
@@ -85,7 +85,7 @@ func OpenSystem(path string) (*System, error) {
 
 // CheckExtension returns KVM_CHECK_EXTENSION's answer for c (0 = absent).
 func (s *System) CheckExtension(c Capability) (int, error) {
-	n, err := gokvm.Ioctl(s.fd, gokvm.IIO(0x03), uintptr(c))
+	n, err := retryVal(func() (uintptr, error) { return gokvm.Ioctl(s.fd, gokvm.IIO(0x03), uintptr(c)) })
 	if err != nil {
 		return 0, fmt.Errorf("KVM_CHECK_EXTENSION %v: %w", c, err)
 	}
@@ -102,7 +102,7 @@ func (s *System) Close() error { return s.f.Close() }
 
 // CreateVM creates a VM with no memory, vCPUs or devices.
 func (s *System) CreateVM() (*VM, error) {
-	fd, err := gokvm.CreateVM(s.fd)
+	fd, err := retryVal(func() (uintptr, error) { return gokvm.CreateVM(s.fd) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
@@ -115,7 +115,7 @@ type CPUIDEntry = gokvm.CPUIDEntry2
 func supportedCPUID(fd uintptr) ([]CPUIDEntry, error) {
 	for n := 128; n <= 4096; n *= 2 {
 		c := &gokvm.CPUID{Nent: uint32(n), Entries: make([]CPUIDEntry, n)}
-		err := gokvm.GetSupportedCPUID(fd, c)
+		err := retry(func() error { return gokvm.GetSupportedCPUID(fd, c) })
 		if errors.Is(err, unix.E2BIG) {
 			continue
 		}

@@ -58,7 +58,7 @@ func (c *VCPU) RunData() *Run { return c.run }
 
 // Regs reads the general registers with KVM_GET_REGS.
 func (c *VCPU) Regs() (*Regs, error) {
-	r, err := gokvm.GetRegs(c.fd)
+	r, err := retryVal(func() (*Regs, error) { return gokvm.GetRegs(c.fd) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_GET_REGS vcpu=%d: %w", c.id, err)
 	}
@@ -67,7 +67,7 @@ func (c *VCPU) Regs() (*Regs, error) {
 
 // SetRegs writes the general registers with KVM_SET_REGS.
 func (c *VCPU) SetRegs(r *Regs) error {
-	if err := gokvm.SetRegs(c.fd, r); err != nil {
+	if err := retry(func() error { return gokvm.SetRegs(c.fd, r) }); err != nil {
 		return fmt.Errorf("KVM_SET_REGS vcpu=%d: %w", c.id, err)
 	}
 	return nil
@@ -75,7 +75,7 @@ func (c *VCPU) SetRegs(r *Regs) error {
 
 // Sregs reads the special registers with KVM_GET_SREGS.
 func (c *VCPU) Sregs() (*Sregs, error) {
-	s, err := gokvm.GetSregs(c.fd)
+	s, err := retryVal(func() (*Sregs, error) { return gokvm.GetSregs(c.fd) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_GET_SREGS vcpu=%d: %w", c.id, err)
 	}
@@ -84,7 +84,7 @@ func (c *VCPU) Sregs() (*Sregs, error) {
 
 // SetSregs writes the special registers with KVM_SET_SREGS.
 func (c *VCPU) SetSregs(s *Sregs) error {
-	if err := gokvm.SetSregs(c.fd, s); err != nil {
+	if err := retry(func() error { return gokvm.SetSregs(c.fd, s) }); err != nil {
 		return fmt.Errorf("KVM_SET_SREGS vcpu=%d: %w", c.id, err)
 	}
 	return nil
@@ -93,7 +93,7 @@ func (c *VCPU) SetSregs(s *Sregs) error {
 // SetCPUID installs the CPUID table with KVM_SET_CPUID2.
 func (c *VCPU) SetCPUID(entries []CPUIDEntry) error {
 	t := &gokvm.CPUID{Nent: uint32(len(entries)), Entries: entries}
-	if err := gokvm.SetCPUID2(c.fd, t); err != nil {
+	if err := retry(func() error { return gokvm.SetCPUID2(c.fd, t) }); err != nil {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu=%d (%d entries): %w", c.id, len(entries), err)
 	}
 	return nil
@@ -131,7 +131,7 @@ func (e kvmRunError) Unwrap() error { return e.errno }
 // irqchip every vCPU but 0 starts waiting for INIT/SIPI; argovisor starts
 // them all directly in long mode instead.
 func (c *VCPU) SetRunnable() error {
-	if err := gokvm.SetMPState(c.fd, &gokvm.MPState{State: gokvm.MPStateRunnable}); err != nil {
+	if err := retry(func() error { return gokvm.SetMPState(c.fd, &gokvm.MPState{State: gokvm.MPStateRunnable}) }); err != nil {
 		return fmt.Errorf("KVM_SET_MP_STATE runnable vcpu=%d: %w", c.id, err)
 	}
 	return nil
@@ -140,7 +140,7 @@ func (c *VCPU) SetRunnable() error {
 // TSCKHz returns the guest TSC frequency (KVM_GET_TSC_KHZ), to turn
 // guest-measured cycles into time.
 func (c *VCPU) TSCKHz() (uint64, error) {
-	khz, err := gokvm.GetTSCKHz(c.fd)
+	khz, err := retryVal(func() (uint64, error) { return gokvm.GetTSCKHz(c.fd) })
 	if err != nil {
 		return 0, fmt.Errorf("KVM_GET_TSC_KHZ vcpu=%d: %w", c.id, err)
 	}

@@ -31,7 +31,7 @@ const (
 // SetUserMemoryRegion installs, moves or (size 0) deletes memory slot slot.
 func (vm *VM) SetUserMemoryRegion(slot, flags uint32, gpa, size uint64, host uintptr) error {
 	r := gokvm.UserspaceMemoryRegion{Slot: slot, Flags: flags, GuestPhysAddr: gpa, MemorySize: size, UserspaceAddr: uint64(host)}
-	if err := gokvm.SetUserMemoryRegion(vm.fd, &r); err != nil {
+	if err := retry(func() error { return gokvm.SetUserMemoryRegion(vm.fd, &r) }); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x: %w", slot, gpa, size, err)
 	}
 	return nil
@@ -40,7 +40,7 @@ func (vm *VM) SetUserMemoryRegion(slot, flags uint32, gpa, size uint64, host uin
 // SetTSSAddr places the three pages KVM needs for real-mode emulation on
 // Intel hosts.
 func (vm *VM) SetTSSAddr(addr uint32) error {
-	if err := gokvm.SetTSSAddr(vm.fd, addr); err != nil {
+	if err := retry(func() error { return gokvm.SetTSSAddr(vm.fd, addr) }); err != nil {
 		return fmt.Errorf("KVM_SET_TSS_ADDR %#x: %w", addr, err)
 	}
 	return nil
@@ -49,7 +49,7 @@ func (vm *VM) SetTSSAddr(addr uint32) error {
 // CreateIRQChip creates the in-kernel PIC, IOAPIC and local APICs. It must be
 // called before any vCPU is created.
 func (vm *VM) CreateIRQChip() error {
-	if err := gokvm.CreateIRQChip(vm.fd); err != nil {
+	if err := retry(func() error { return gokvm.CreateIRQChip(vm.fd) }); err != nil {
 		return fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
 	}
 	return nil
@@ -58,7 +58,7 @@ func (vm *VM) CreateIRQChip() error {
 // IRQLine sets the level of an in-kernel irqchip input (GSI).
 func (vm *VM) IRQLine(gsi, level uint32) error {
 	l := irqLevel{IRQ: gsi, Level: level}
-	if _, err := ioctlPtr(vm.fd, ioctlIRQLine, ptr(&l)); err != nil {
+	if err := retry(func() error { _, err := ioctlPtr(vm.fd, ioctlIRQLine, ptr(&l)); return err }); err != nil {
 		return fmt.Errorf("KVM_IRQ_LINE gsi=%d level=%d: %w", gsi, level, err)
 	}
 	return nil
@@ -73,7 +73,7 @@ func MSIAddress(apicID uint8) uint64 { return 0xFEE00000 | uint64(apicID)<<12 }
 // dropped it, e.g. because it is software-disabled). Safe to call from any goroutine.
 func (vm *VM) SignalMSI(addr uint64, data uint32) (bool, error) {
 	m := msi{AddressLo: uint32(addr), AddressHi: uint32(addr >> 32), Data: data}
-	n, err := ioctlPtr(vm.fd, ioctlSignalMSI, ptr(&m))
+	n, err := retryVal(func() (uintptr, error) { return ioctlPtr(vm.fd, ioctlSignalMSI, ptr(&m)) })
 	if errors.Is(err, unix.EPERM) {
 		// The kernel's -1: no local APIC matched the destination.
 		return false, nil
@@ -87,7 +87,7 @@ func (vm *VM) SignalMSI(addr uint64, data uint32) (bool, error) {
 // IRQFD makes a write to eventfd efd raise GSI gsi (resample disabled).
 func (vm *VM) IRQFD(efd int, gsi uint32) error {
 	r := irqfd{FD: uint32(efd), GSI: gsi}
-	if _, err := ioctlPtr(vm.fd, ioctlIRQFD, ptr(&r)); err != nil {
+	if err := retry(func() error { _, err := ioctlPtr(vm.fd, ioctlIRQFD, ptr(&r)); return err }); err != nil {
 		return fmt.Errorf("KVM_IRQFD fd=%d gsi=%d: %w", efd, gsi, err)
 	}
 	return nil
@@ -96,7 +96,7 @@ func (vm *VM) IRQFD(efd int, gsi uint32) error {
 // RemoveIRQFD undoes IRQFD.
 func (vm *VM) RemoveIRQFD(efd int, gsi uint32) error {
 	r := irqfd{FD: uint32(efd), GSI: gsi, Flags: 1 /* KVM_IRQFD_FLAG_DEASSIGN */}
-	if _, err := ioctlPtr(vm.fd, ioctlIRQFD, ptr(&r)); err != nil {
+	if err := retry(func() error { _, err := ioctlPtr(vm.fd, ioctlIRQFD, ptr(&r)); return err }); err != nil {
 		return fmt.Errorf("KVM_IRQFD deassign fd=%d gsi=%d: %w", efd, gsi, err)
 	}
 	return nil
@@ -113,7 +113,7 @@ const (
 // kernel instead of exiting to userspace. flags is a mask of IOEventFD*.
 func (vm *VM) IOEventFD(efd int, addr uint64, length uint32, datamatch uint64, flags uint32) error {
 	r := ioeventfd{Datamatch: datamatch, Addr: addr, Len: length, FD: int32(efd), Flags: flags}
-	if _, err := ioctlPtr(vm.fd, ioctlIOEventFD, ptr(&r)); err != nil {
+	if err := retry(func() error { _, err := ioctlPtr(vm.fd, ioctlIOEventFD, ptr(&r)); return err }); err != nil {
 		return fmt.Errorf("KVM_IOEVENTFD addr=%#x len=%d: %w", addr, length, err)
 	}
 	return nil
@@ -123,7 +123,7 @@ func (vm *VM) IOEventFD(efd int, addr uint64, length uint32, datamatch uint64, f
 func (vm *VM) EnableCap(c Capability, args ...uint64) error {
 	e := enableCap{Cap: uint32(c)}
 	copy(e.Args[:], args)
-	if _, err := ioctlPtr(vm.fd, ioctlEnableCap, ptr(&e)); err != nil {
+	if err := retry(func() error { _, err := ioctlPtr(vm.fd, ioctlEnableCap, ptr(&e)); return err }); err != nil {
 		return fmt.Errorf("KVM_ENABLE_CAP %v: %w", c, err)
 	}
 	return nil
@@ -131,7 +131,7 @@ func (vm *VM) EnableCap(c Capability, args ...uint64) error {
 
 // CreateVCPU creates vCPU id and maps its kvm_run area.
 func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
-	fd, err := gokvm.CreateVCPU(vm.fd, id)
+	fd, err := retryVal(func() (uintptr, error) { return gokvm.CreateVCPU(vm.fd, id) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VCPU %d: %w", id, err)
 	}
