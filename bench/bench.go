@@ -59,6 +59,9 @@ type spec struct {
 	// one, so that a figure and its floor see the same machine load; its
 	// figure is reported first.
 	pair *spec
+	// derive, if set, adds figures computed from this one's (for example
+	// a message rate from a throughput).
+	derive func(Figure) Figure
 	// ratioTo names the floor; ratio computes value/floor (or a custom
 	// function of the report so far).
 	ratioTo string
@@ -133,7 +136,11 @@ func measure(o *Options, s spec, r *Report) ([]Figure, error) {
 	if s.pair != nil {
 		r.Figures = r.Figures[:len(r.Figures)-1]
 	}
-	return append(out, f), nil
+	out = append(out, f)
+	if s.derive != nil {
+		out = append(out, s.derive(f))
+	}
+	return out, nil
 }
 
 func summarise(s spec, vals []float64, r *Report) Figure {

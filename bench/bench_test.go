@@ -44,6 +44,11 @@ func TestMeasureRatios(t *testing.T) {
 	if len(p) != 2 || p[0].Name != "b" || p[1].Name != "a" || p[1].Ratio != 2 || strings.Join(order, "") != "bababababa" {
 		t.Fatalf("pair = %+v, order %v", p, order)
 	}
+	// A derived figure follows its source.
+	d, _ := measure(o, spec{name: "argo.stream.1KiB", unit: "MB/s", run: func(*Options) (float64, error) { return 2, nil }, derive: messageRate(1000)}, r)
+	if len(d) != 2 || d[1].Name != "argo.stream.1KiB.rate" || d[1].Median != 2000 || d[1].Unit != "msg/s" {
+		t.Fatalf("derived = %+v", d)
+	}
 }
 
 // The JSON field names are a contract with tools outside the repository.
