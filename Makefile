@@ -54,7 +54,7 @@ bench: build guests
 
 # The go test benchmarks (finer-grained, for profiling with -cpuprofile).
 bench-go: build guests
-	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime 2000x ./vmm/ ./test/
+	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime 3x ./vmm/ ./bench/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
