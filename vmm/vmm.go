@@ -34,10 +34,12 @@ type VMM struct {
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
 
-	// mu guards domains, nextID and onStop. Lock order: before
+	// mu guards domains, byID, nextID and onStop. It is taken for reading
+	// on every VIRQ and grant-window lookup by id. Lock order: before
 	// Domain.resultMu.
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	domains []*Domain
+	byID    map[uint16]*Domain
 	nextID  uint16
 	onStop  []func(*Domain)
 
@@ -55,7 +57,7 @@ func New(opts Options) (*VMM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VMM{sys: sys, opts: opts, nextID: 1}
+	v := &VMM{sys: sys, opts: opts, nextID: 1, byID: map[uint16]*Domain{}}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
 	v.hypercalls[HypercallNull] = nullHypercall
@@ -114,27 +116,23 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	}
 	v.mu.Lock()
 	v.domains = append(v.domains, d)
+	v.byID[d.id] = d
 	v.mu.Unlock()
 	return d, nil
 }
 
 // Domains lists the domains in creation order.
 func (v *VMM) Domains() []*Domain {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
 	return append([]*Domain(nil), v.domains...)
 }
 
 // Domain finds a domain by id.
 func (v *VMM) Domain(id uint16) *Domain {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for _, d := range v.domains {
-		if d.id == id {
-			return d
-		}
-	}
-	return nil
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.byID[id]
 }
 
 func (v *VMM) domainStopped(d *Domain) {
@@ -174,6 +172,7 @@ func (v *VMM) Close() error {
 	}
 	v.mu.Lock()
 	v.domains = nil
+	clear(v.byID)
 	v.mu.Unlock()
 	if err := v.sys.Close(); err != nil {
 		errs = append(errs, err)
