@@ -26,7 +26,7 @@ GUEST_FW_C     := $(wildcard firmware/*.c)
 GUEST_FW_S     := $(wildcard firmware/*.S)
 GUEST_FW_OBJS  := $(patsubst firmware/%.c,$(GUEST_FW_DIR)/%.o,$(GUEST_FW_C)) \
                   $(patsubst firmware/%.S,$(GUEST_FW_DIR)/%.S.o,$(GUEST_FW_S))
-GUEST_HEADERS  := $(wildcard guest/include/*.h firmware/*.h)
+GUEST_HEADERS  := $(wildcard guest/include/*.h firmware/*.h guest/programs/*.h)
 
 GUEST_PROG_SRCS := $(wildcard guest/programs/*.c)
 GUEST_ELFS      := $(patsubst guest/programs/%.c,$(GUEST_ELF_DIR)/%.elf,$(GUEST_PROG_SRCS))

@@ -59,75 +59,14 @@
  * cycles, rounds (default 10), hold_port, mixed, granter_alive, op, count
  * (default 1000).
  */
-#include <argo.h>
-#include <gnttab.h>
-#include <guest.h>
+#define CHECK_PREFIX "grantee"
+#include "gntproto.h"
 
-/* ---- messages (same layout in grantor.c) --------------------------------- */
-
-#define GMSG_TYPE  0x474E5431u
-#define PORT       1
-#define RINGLEN    (4096u - 64u)
-#define MAX_PAGES  64u
-#define BACK_INDEX 0xBAC
-
-enum {
-    M_OFFER = 1, M_WROTE, M_ACK, M_COPIED, M_UNMAPPED, M_ENDED, M_MAPPED, M_DONE,
-};
-
-#define GM_READONLY 1u
-
-struct gmsg {
-    uint32_t type;
-    uint32_t ref;
-    uint32_t count;
-    uint32_t seed;
-    uint32_t flags;
-    uint32_t back;
-};
-
-static uint64_t pat(uint32_t seed, uint32_t p, uint32_t w)
-{
-    uint64_t x = ((uint64_t)seed << 32) ^ ((uint64_t)p << 12) ^ w ^ 0x9E3779B97F4A7C15ull;
-    x ^= x >> 33;
-    x *= 0xFF51AFD7ED558CCDull;
-    x ^= x >> 33;
-    x *= 0xC4CEB9FE1A85EC53ull;
-    x ^= x >> 33;
-    return x | 1;
-}
-
-static void fill(volatile uint64_t *page, uint32_t seed, uint32_t p)
-{
-    for (uint32_t w = 0; w < 512; w++)
-        page[w] = pat(seed, p, w);
-}
-
-static int mismatch(const volatile uint64_t *page, uint32_t seed, uint32_t p)
-{
-    for (uint32_t w = 0; w < 512; w++)
-        if (page[w] != pat(seed, p, w))
-            return (int)w;
-    return -1;
-}
 
 /* ---- Argo: a unicast ring for the granter, and one for the host ---------- */
 
 static struct argo_ring *ring, *host_ring;
 static uint16_t peer;
-static long retries_left = 200000;
-static volatile uint64_t virqs;
-
-static void on_virq(void)
-{
-    virqs++;
-}
-
-static void spin(unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        guest_cpu_relax();
-}
 
 static struct argo_ring *make_ring(uint32_t port, uint16_t partner, long *err)
 {
@@ -206,33 +145,6 @@ static void wait_host(void)
     }
 }
 
-/* ---- checks ---------------------------------------------------------------- */
-
-static unsigned nchecks, nfailed;
-
-__attribute__((format(printf, 3, 4))) static int check(const char *name, int ok, const char *fmt, ...)
-{
-    char detail[200];
-    va_list ap;
-    va_start(ap, fmt);
-    guest_vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    nchecks++;
-    if (!ok)
-        nfailed++;
-    guest_printf("grantee: check %s: %s (%s)\n", name, ok ? "ok" : "FAIL", detail);
-    return ok;
-}
-
-static int finish(void)
-{
-    if (nfailed == 0) {
-        guest_printf("grantee: all %u checks ok\n", nchecks);
-        return 0;
-    }
-    guest_printf("grantee: %u of %u checks FAILED\n", nfailed, nchecks);
-    return 1;
-}
 
 /* ---- grant operations ------------------------------------------------------- */
 
