@@ -29,21 +29,22 @@ func (p ArgoPolicy) argo() argo.Policy {
 // Argo is the VMM's Argo instance (for the host endpoint and statistics).
 func (v *VMM) Argo() *argo.Argo { return v.argo }
 
-// argoCaller adapts a hypercall to argo.Caller: the calling domain and its
-// address space as seen by the calling vCPU. It is one pointer wide, so
-// converting it to the interface does not allocate.
-type argoCaller struct{ h *Hypercall }
+// caller adapts a hypercall to argo.Caller and gnttab.Caller (ID is the
+// package's domain id type): the calling domain and its address space as
+// seen by the calling vCPU. It is one pointer wide, so converting it to
+// the interface does not allocate.
+type caller[ID ~uint16] struct{ h *Hypercall }
 
-func (c argoCaller) Domain() argo.DomainID { return argo.DomainID(c.h.Domain.id) }
+func (c caller[ID]) Domain() ID { return ID(c.h.Domain.id) }
 
-func (c argoCaller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
+func (c caller[ID]) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
 
-func (c argoCaller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
+func (c caller[ID]) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
 
 // argoHypercall serves hypercall 39: argo_op(cmd, arg1, arg2, arg3, arg4).
 func (v *VMM) argoHypercall(h *Hypercall) int64 {
 	a := &h.Args
-	return v.argo.Op(argoCaller{h}, a[0], a[1], a[2], a[3], a[4])
+	return v.argo.Op(caller[argo.DomainID]{h}, a[0], a[1], a[2], a[3], a[4])
 }
 
 // argoSignal raises the VIRQ of domain id (Argo calls it with no ring

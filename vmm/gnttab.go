@@ -9,20 +9,10 @@ import (
 // GrantTables is the VMM's grant-table state.
 func (v *VMM) GrantTables() *gnttab.GrantTables { return v.gnttab }
 
-// gntCaller adapts a hypercall to gnttab.Caller (one pointer wide, so the
-// interface conversion does not allocate).
-type gntCaller struct{ h *Hypercall }
-
-func (c gntCaller) Domain() gnttab.DomainID { return gnttab.DomainID(c.h.Domain.id) }
-
-func (c gntCaller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
-
-func (c gntCaller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
-
 // gnttabHypercall serves hypercall 20: grant_table_op(cmd, uop, count).
 func (v *VMM) gnttabHypercall(h *Hypercall) int64 {
 	a := &h.Args
-	return v.gnttab.Op(gntCaller{h}, a[0], a[1], a[2])
+	return v.gnttab.Op(caller[gnttab.DomainID]{h}, a[0], a[1], a[2])
 }
 
 // grantWindows implements gnttab.Window over the domains' grant windows.
