@@ -78,6 +78,29 @@ static void spin(unsigned n)
         guest_cpu_relax();
 }
 
+/* gmsg_send sends one message of type to dom's ring on PORT (body may be
+ * NULL), halting until the space VIRQ on -EAGAIN and retrying
+ * -ECONNREFUSED while the peer has not registered its ring yet. */
+static long gmsg_send(uint16_t dom, uint32_t type, const struct gmsg *body)
+{
+    struct gmsg m = body ? *body : (struct gmsg){ 0 };
+    m.type = type;
+    for (;;) {
+        long r = argo_send(dom, PORT, PORT, &m, sizeof(m), GMSG_TYPE);
+        if (r >= 0)
+            return 0;
+        if (r == -EAGAIN) {
+            guest_wait_for_interrupt();
+            continue;
+        }
+        if (r == -ECONNREFUSED && retries_left-- > 0) {
+            spin(2000);
+            continue;
+        }
+        return r;
+    }
+}
+
 /* ---- checks ---------------------------------------------------------------- */
 
 static unsigned nchecks, nfailed;

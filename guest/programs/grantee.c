@@ -88,26 +88,6 @@ static struct argo_ring *make_ring(uint32_t port, uint16_t partner, long *err)
     }
 }
 
-static long send_msg(uint32_t type, const struct gmsg *body)
-{
-    struct gmsg m = body ? *body : (struct gmsg){ 0 };
-    m.type = type;
-    for (;;) {
-        long r = argo_send(peer, PORT, PORT, &m, sizeof(m), GMSG_TYPE);
-        if (r >= 0)
-            return 0;
-        if (r == -EAGAIN) {
-            guest_wait_for_interrupt();
-            continue;
-        }
-        if (r == -ECONNREFUSED && retries_left-- > 0) {
-            spin(2000);
-            continue;
-        }
-        return r;
-    }
-}
-
 /* Waits for the granter's next message, which must be of type want. */
 static long expect_msg(uint32_t want, struct gmsg *m)
 {
@@ -228,14 +208,14 @@ static int copy_one(struct gnttab_copy *c)
 static int wind_up(void)
 {
     struct gmsg m;
-    if (send_msg(M_UNMAPPED, &offer) != 0 || expect_msg(M_ENDED, &m) != 0) {
+    if (gmsg_send(peer, M_UNMAPPED, &offer) != 0 || expect_msg(M_ENDED, &m) != 0) {
         check("protocol", 0, "UNMAPPED/ENDED exchange failed");
         return finish();
     }
     int st = map_one(offer.ref, slot(0, 0), GNTMAP_host_map, NULL);
     check("map_after_end_access", st == GNTST_general_error, "map of ended ref %u: status %d, want -1 (general_error)",
           offer.ref, st);
-    send_msg(M_DONE, &offer);
+    gmsg_send(peer, M_DONE, &offer);
     return finish();
 }
 
@@ -288,7 +268,7 @@ static int mode_map(int ro)
         w.flags = GM_READONLY;
     }
     struct gmsg m;
-    if (send_msg(M_WROTE, &w) != 0 || expect_msg(M_ACK, &m) != 0) {
+    if (gmsg_send(peer, M_WROTE, &w) != 0 || expect_msg(M_ACK, &m) != 0) {
         check("protocol", 0, "WROTE/ACK exchange failed");
         return finish();
     }
@@ -357,7 +337,7 @@ static int mode_copy(void)
         st = copy_one(&c);
         check("copy_out", st == GNTST_okay, "one page me->granter into ref %u: status %d", offer.back, st);
         struct gmsg m;
-        if (send_msg(M_COPIED, &w) != 0 || expect_msg(M_ACK, &m) != 0) {
+        if (gmsg_send(peer, M_COPIED, &w) != 0 || expect_msg(M_ACK, &m) != 0) {
             check("protocol", 0, "COPIED/ACK exchange failed");
             return finish();
         }
@@ -451,7 +431,7 @@ static int mode_revoke(int mixed, int granter_alive)
     check("nothing_revoked_yet", r == 0 && q.nr == 0, "query_revoked = %ld, %u handles", r, q.nr);
 
     uint64_t virqs_before = virqs;
-    if (send_msg(M_MAPPED, &offer) != 0)
+    if (gmsg_send(peer, M_MAPPED, &offer) != 0)
         return check("protocol", 0, "MAPPED failed"), finish();
     guest_printf("grantee: revoke: mapped %u page(s) of domain %u, waiting\n", n, peer);
     for (;;) {
@@ -510,7 +490,7 @@ static int mode_revoke(int mixed, int granter_alive)
     r = gnttab_query_revoked(&q);
     check("nothing_left", r == 0 && q.nr == 0, "query_revoked = %ld, %u handles", r, q.nr);
     if (granter_alive)
-        send_msg(M_DONE, &offer);
+        gmsg_send(peer, M_DONE, &offer);
     return finish();
 }
 
@@ -520,7 +500,7 @@ static int mode_hold(void)
     long r = map_all(n, 0, &ok);
     if (!check("map", r == 0 && ok == n, "%u refs in one call: returned %ld, %u ok", n, r, ok))
         return finish();
-    if (send_msg(M_MAPPED, &offer) != 0)
+    if (gmsg_send(peer, M_MAPPED, &offer) != 0)
         return check("protocol", 0, "MAPPED failed"), finish();
     guest_puts("grantee: holding");
     for (;;)
@@ -547,7 +527,7 @@ static int mode_wrong(int want)
         nonzero += mine[i] != 0;
     check("wrong_grantee_copy", st == want && nonzero == 0, "copy from it: status %d, want %d; %u bytes arrived", st, want,
           nonzero);
-    send_msg(M_DONE, &offer);
+    gmsg_send(peer, M_DONE, &offer);
     return finish();
 }
 

@@ -93,26 +93,6 @@ static long link_add(uint16_t dom)
     }
 }
 
-static long link_send(uint16_t dom, uint32_t type, const struct gmsg *body)
-{
-    struct gmsg m = *body;
-    m.type = type;
-    for (;;) {
-        long r = argo_send(dom, PORT, PORT, &m, sizeof(m), GMSG_TYPE);
-        if (r >= 0)
-            return 0;
-        if (r == -EAGAIN) {
-            guest_wait_for_interrupt();
-            continue;
-        }
-        if (r == -ECONNREFUSED && retries_left-- > 0) {
-            spin(2000);
-            continue;
-        }
-        return r;
-    }
-}
-
 /* Waits for the next message from any partner. */
 static long link_recv(uint16_t *from, struct gmsg *m)
 {
@@ -204,7 +184,7 @@ static void on_wrote(const struct gmsg *m)
         if (r == 0)
             readonly = 1; /* the entry is now a read-only grant */
     }
-    link_send(peer, M_ACK, m);
+    gmsg_send(peer, M_ACK, m);
 }
 
 static void on_copied(const struct gmsg *m)
@@ -223,7 +203,7 @@ static void on_copied(const struct gmsg *m)
     if (back_ref)
         idle += (flags_of(back_ref) & (GTF_reading | GTF_writing)) == 0;
     check("copy_released_pins", idle == n, "%u of %u entries not in use after the copies", idle, n);
-    link_send(peer, M_ACK, m);
+    gmsg_send(peer, M_ACK, m);
 }
 
 static void on_unmapped(const struct gmsg *m)
@@ -239,7 +219,7 @@ static void on_unmapped(const struct gmsg *m)
     check("status_bits_clear", idle == n, "%u of %u entries clear of GTF_reading/GTF_writing", idle, n);
     check("end_access_after_unmap", ended == n && zero == n, "%u of %u refs: gnttab_end_access = 0, %u entries now invalid",
           ended, n, zero);
-    link_send(peer, M_ENDED, m);
+    gmsg_send(peer, M_ENDED, m);
 }
 
 /* Polls until every offered ref can be ended: nobody pins them any more.
@@ -347,7 +327,7 @@ int guest_main(void)
     for (int i = 0; i < nobs; i++) {
         struct gmsg m = { 0 };
         uint16_t from = 0;
-        if ((r = link_send(observers[i], M_OFFER, &offer)) != 0) {
+        if ((r = gmsg_send(observers[i], M_OFFER, &offer)) != 0) {
             guest_printf("grantor: offer to observer %u failed: %ld\n", observers[i], r);
             return 1;
         }
@@ -357,7 +337,7 @@ int guest_main(void)
         }
         guest_printf("grantor: observer %u done\n", from);
     }
-    if ((r = link_send(peer, M_OFFER, &offer)) != 0) {
+    if ((r = gmsg_send(peer, M_OFFER, &offer)) != 0) {
         guest_printf("grantor: offer to domain %u failed: %ld\n", peer, r);
         return 1;
     }
