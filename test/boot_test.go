@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"fmt"
 	"math/rand"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,21 +13,12 @@ import (
 )
 
 func TestHelloExample(t *testing.T) {
-	requireKVM(t)
-	r := runCLI(t, "run", "--timeout", "60s", filepath.Join(repoRoot, "examples", "hello.toml"))
-	if r.code != 0 {
-		t.Fatalf("want exit 0, got:\n%v", r)
-	}
-	for _, want := range []string{
+	runExample(t, "hello",
 		"[hello-1] hello from domain 1 on vcpu 0 of 1",
 		"[hello-2] hello from domain 2 on vcpu 0 of 1",
 		"argovisor: hello-1 (domain 1): exited with status 0",
 		"argovisor: hello-2 (domain 2): exited with status 0",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("stdout lacks %q:\n%v", want, r)
-		}
-	}
+	)
 }
 
 func TestExitStatusPropagates(t *testing.T) {

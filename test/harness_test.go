@@ -209,3 +209,19 @@ func domainTOML(name, kernel, memory string, vcpus int, params map[string]string
 	}
 	return b.String()
 }
+
+// runExample runs examples/NAME.toml through the CLI and checks that it
+// exits 0 and prints every line in want.
+func runExample(t *testing.T, name string, want ...string) {
+	t.Helper()
+	requireKVM(t)
+	r := runCLI(t, "run", "--timeout", "120s", filepath.Join(repoRoot, "examples", name+".toml"))
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got:\n%v", r)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("stdout lacks %q:\n%v", w, r)
+		}
+	}
+}
