@@ -28,7 +28,7 @@ func FuzzOps(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 2, 0, 0, 0, 64, 0, 0, 0}, seed(op(OpRegisterRing, 0x1000, 0x1100, 1, 0), op(OpUnregisterRing, 0x1000, 0, 0, 0)))
 	f.Fuzz(func(t *testing.T, mem []byte, script []byte) {
 		s := &sigRecorder{}
-		a := New(s.signal)
+		a := New(s.Add)
 		attacker := newFakeDomain(1, 64<<10)
 		victim := newFakeDomain(2, 64<<10)
 		copy(attacker.ram[PageSize:], mem)

@@ -2,8 +2,9 @@ package argo
 
 import (
 	"errors"
-	"sync"
 	"testing"
+
+	"github.com/argovisor/argovisor/internal/testutil"
 )
 
 // fakeDomain is a guest for unit tests: RAM is a byte slice, guest-virtual
@@ -72,32 +73,8 @@ func (d *fakeDomain) put(b []byte) uint64 {
 	return a
 }
 
-// sigRecorder records VIRQs.
-type sigRecorder struct {
-	mu  sync.Mutex
-	got map[DomainID]int
-}
-
-func (s *sigRecorder) signal(id DomainID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.got == nil {
-		s.got = map[DomainID]int{}
-	}
-	s.got[id]++
-}
-
-func (s *sigRecorder) count(id DomainID) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[id]
-}
-
-func (s *sigRecorder) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = nil
-}
+// sigRecorder records which domains were signalled.
+type sigRecorder = testutil.Counter[DomainID]
 
 // world is an Argo with fake domains.
 type world struct {
@@ -109,7 +86,7 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	s := &sigRecorder{}
-	return &world{t: t, a: New(s.signal), sig: s, dom: map[DomainID]*fakeDomain{}}
+	return &world{t: t, a: New(s.Add), sig: s, dom: map[DomainID]*fakeDomain{}}
 }
 
 var permissive = Policy{Enabled: true, Wildcard: true}

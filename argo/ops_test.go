@@ -212,7 +212,7 @@ func TestSendvErrnoOrder(t *testing.T) {
 	// The ring now holds one message; the next large one needs space.
 	expect(t, "no space", sv(s, any, to(2), []iov{{addr: bad, len: 64}}, 1), -EAGAIN)
 	r.recv(t)
-	w.sig.reset()
+	w.sig.Reset()
 	tx := r.tx()
 	expect(t, "iov buffer unreadable", sv(s, any, to(2), []iov{{addr: data, len: 4}, {addr: bad, len: 8}}, 2), -EFAULT)
 	if r.tx() != tx {
@@ -221,13 +221,13 @@ func TestSendvErrnoOrder(t *testing.T) {
 	if _, err := r.tryRecv(); err != Errno(EAGAIN) {
 		t.Errorf("a faulting send left a message: %v", err)
 	}
-	if w.sig.count(2) != 0 {
+	if w.sig.Count(2) != 0 {
 		t.Error("a failed send signalled")
 	}
 	expect(t, "zero iovs", sv(s, any, to(2), nil, 0), 0)
 	expect(t, "zero-length iov", sv(s, any, to(2), []iov{{addr: bad, len: 0}, {addr: data, len: 3}}, 2), 3)
-	if w.sig.count(2) != 2 {
-		t.Errorf("signals to the receiver = %d, want one per successful send", w.sig.count(2))
+	if w.sig.Count(2) != 2 {
+		t.Errorf("signals to the receiver = %d, want one per successful send", w.sig.Count(2))
 	}
 	if m := r.recv(t); len(m.Data) != 0 || m.Source != (Addr{Domain: 1}) {
 		t.Errorf("header-only message = %+v", m)

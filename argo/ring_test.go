@@ -203,14 +203,14 @@ func TestNotifyFlags(t *testing.T) {
 		t.Errorf("space 96 for 97 (queued): %+v", e)
 	}
 	// The query queued a request: the owner's notify after reading wakes 1.
-	w.sig.reset()
+	w.sig.Reset()
 	uni.recv(t)
 	w.notify(d, nil)
-	if w.sig.count(1) != 1 {
-		t.Errorf("waiter signalled %d times", w.sig.count(1))
+	if w.sig.Count(1) != 1 {
+		t.Errorf("waiter signalled %d times", w.sig.Count(1))
 	}
 	w.notify(d, nil)
-	if w.sig.count(1) != 1 {
+	if w.sig.Count(1) != 1 {
 		t.Error("pending entry was not one-shot")
 	}
 	// SUFFICIENT cancels a pending request.
@@ -222,9 +222,9 @@ func TestNotifyFlags(t *testing.T) {
 		t.Fatalf("%+v", e)
 	}
 	uni.recv(t)
-	w.sig.reset()
+	w.sig.Reset()
 	w.notify(d, nil)
-	if w.sig.count(1) != 0 {
+	if w.sig.Count(1) != 0 {
 		t.Error("a cancelled request was signalled")
 	}
 }
@@ -265,14 +265,14 @@ func TestPendingLimits(t *testing.T) {
 	// Draining gives 96 bytes of payload space: every waiter fits (the
 	// largest asks 90), each is signalled once.
 	r.recv(t)
-	w.sig.reset()
+	w.sig.Reset()
 	w.notify(d, nil)
 	for i, s := range senders[:MaxPendingPerRing] {
-		if w.sig.count(s.id) != 1 {
-			t.Errorf("sender %d signalled %d times", i, w.sig.count(s.id))
+		if w.sig.Count(s.id) != 1 {
+			t.Errorf("sender %d signalled %d times", i, w.sig.Count(s.id))
 		}
 	}
-	if w.sig.count(last.id) != 0 {
+	if w.sig.Count(last.id) != 0 {
 		t.Error("the refused waiter was signalled")
 	}
 	// Unregistering drops pending requests and, better than Xen, signals
@@ -281,12 +281,12 @@ func TestPendingLimits(t *testing.T) {
 	if ret := w.send(senders[1], dst, 0, 0, make([]byte, 90)); ret != -EAGAIN {
 		t.Fatal(ret)
 	}
-	w.sig.reset()
+	w.sig.Reset()
 	if ret := w.a.Op(d, OpUnregisterRing, d.put(unregBytes(1, DomainAny)), 0, 0, 0); ret != 0 {
 		t.Fatal(ret)
 	}
-	if w.sig.count(senders[1].id) != 1 {
-		t.Errorf("waiter signalled %d times on unregister, want 1", w.sig.count(senders[1].id))
+	if w.sig.Count(senders[1].id) != 1 {
+		t.Errorf("waiter signalled %d times on unregister, want 1", w.sig.Count(senders[1].id))
 	}
 	expect(t, "retry after the wake-up", w.send(senders[1], dst, 0, 0, make([]byte, 90)), -ECONNREFUSED)
 	st := w.stateOf(senders[1].id)

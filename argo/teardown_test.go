@@ -27,13 +27,13 @@ func TestTeardown(t *testing.T) {
 	}
 	_ = bUni
 
-	w.sig.reset()
+	w.sig.Reset()
 	w.a.Teardown(2)
 	w.a.Teardown(2) // idempotent
 	// a was waiting for space on b's ring: it is woken (once), not left
 	// asleep; b itself is not signalled.
-	if w.sig.count(1) != 1 || w.sig.count(2) != 0 {
-		t.Errorf("signals at teardown: a %d, b %d; want 1, 0", w.sig.count(1), w.sig.count(2))
+	if w.sig.Count(1) != 1 || w.sig.Count(2) != 0 {
+		t.Errorf("signals at teardown: a %d, b %d; want 1, 0", w.sig.Count(1), w.sig.Count(2))
 	}
 
 	expect(t, "send to the dead domain's ring", w.send(a, Addr{Port: 1, Domain: 2}, 0, 0, []byte("x")), -ECONNREFUSED)
@@ -52,9 +52,9 @@ func TestTeardown(t *testing.T) {
 	// b's pending request on c's wildcard ring is gone: draining and
 	// notifying signals nobody.
 	cWild.recv(t)
-	w.sig.reset()
+	w.sig.Reset()
 	w.notify(c, nil)
-	if w.sig.count(2) != 0 {
+	if w.sig.Count(2) != 0 {
 		t.Error("the dead domain was signalled")
 	}
 	st := w.stateOf(3)
@@ -117,7 +117,7 @@ func TestHostEndpoint(t *testing.T) {
 	if n, err := h.Send(Addr{Port: 200, Domain: 1}, 100, 4, []byte("po"), []byte("ng")); n != 4 || err != nil {
 		t.Fatalf("host send: %d, %v", n, err)
 	}
-	if w.sig.count(1) != 1 {
+	if w.sig.Count(1) != 1 {
 		t.Error("guest not signalled")
 	}
 	if m := gr.recv(t); string(m.Data) != "pong" || m.Source != (Addr{Port: 100, Domain: 0}) {

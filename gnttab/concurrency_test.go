@@ -196,8 +196,8 @@ func TestConcurrentGrantees(t *testing.T) {
 		if s, _ := w.g.Stats(id); s.Mapped != 0 {
 			t.Errorf("dom%d: %+v", id, s)
 		}
-		if w.sig.count(id) > 1 {
-			t.Errorf("dom%d signalled %d times", id, w.sig.count(id))
+		if w.sig.Count(id) > 1 {
+			t.Errorf("dom%d signalled %d times", id, w.sig.Count(id))
 		}
 	}
 }

@@ -121,7 +121,7 @@ func FuzzOps(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mem []byte, script []byte) {
 		win := newFakeWindow()
 		var sigs sigRecorder
-		g := New(win, sigs.signal)
+		g := New(win, sigs.Add)
 		a := &recorder{fakeDomain: newFakeDomain(1, fzRAM, fzFrames)}
 		v := newFakeDomain(2, fzRAM, fzFrames)
 		if err := g.AddDomain(1, a, a.table, testTableGPA, Config{MaxFrames: fzFrames, MaxMaptrackFrames: 1}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/argovisor/argovisor/internal/testutil"
 )
 
 // fakeDomain is a guest for unit tests: RAM is a byte slice, guest-virtual
@@ -127,32 +129,8 @@ func (d *fakeDomain) endAccess(ref uint32) bool {
 	}
 }
 
-// sigRecorder records signals.
-type sigRecorder struct {
-	mu  sync.Mutex
-	got map[DomainID]int
-}
-
-func (s *sigRecorder) signal(id DomainID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.got == nil {
-		s.got = map[DomainID]int{}
-	}
-	s.got[id]++
-}
-
-func (s *sigRecorder) count(id DomainID) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[id]
-}
-
-func (s *sigRecorder) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = nil
-}
+// sigRecorder records which domains were signalled.
+type sigRecorder = testutil.Counter[DomainID]
 
 // winMapping is what the fake window shows at one grantee GPA.
 type winMapping struct {
@@ -315,7 +293,7 @@ type world struct {
 func newWorld(t testing.TB) *world {
 	s := &sigRecorder{}
 	win := newFakeWindow()
-	w := &world{t: t, g: New(win, s.signal), win: win, sig: s, dom: map[DomainID]*fakeDomain{}}
+	w := &world{t: t, g: New(win, s.Add), win: win, sig: s, dom: map[DomainID]*fakeDomain{}}
 	if c, ok := t.(interface{ Cleanup(func()) }); ok {
 		c.Cleanup(func() { win.check(t) })
 	}

@@ -54,8 +54,8 @@ func TestGranteeDeath(t *testing.T) {
 	if m, ok := w.win.at(3, rw(0)); !ok || !m.dead {
 		t.Errorf("c's mapping of the dead domain: %+v %v", m, ok)
 	}
-	if w.sig.count(3) != 1 || w.sig.count(1) != 0 || w.sig.count(2) != 0 {
-		t.Errorf("signals: %v", w.sig.got)
+	if w.sig.Count(3) != 1 || w.sig.Count(1) != 0 || w.sig.Count(2) != 0 {
+		t.Errorf("signals: %v", w.sig.Snapshot())
 	}
 	_, hs := w.queryRevoked(c, 10)
 	if !slices.Equal(hs, []uint32{hc}) {
@@ -112,8 +112,8 @@ func TestGranterDeath(t *testing.T) {
 	if m, ok := w.win.at(1, rw(1)); !ok || m.dead {
 		t.Error("a's mapping of c's page was revoked")
 	}
-	if w.sig.count(1) != 1 || w.sig.count(3) != 1 || w.sig.count(2) != 0 {
-		t.Errorf("signals %v", w.sig.got)
+	if w.sig.Count(1) != 1 || w.sig.Count(3) != 1 || w.sig.Count(2) != 0 {
+		t.Errorf("signals %v", w.sig.Snapshot())
 	}
 	if s, _ := w.g.Stats(1); s.Revoked != 3 || s.Mapped != 1 {
 		t.Errorf("a's stats %+v", s)
@@ -215,8 +215,8 @@ func TestPolicyRevoke(t *testing.T) {
 	if b.flags(8) != GTFPermitAccess || b.flags(9)&GTFWriting == 0 {
 		t.Errorf("granter's flags %#x %#x", b.flags(8), b.flags(9))
 	}
-	if w.sig.count(1) != 1 || w.sig.count(3) != 0 {
-		t.Errorf("signals %v", w.sig.got)
+	if w.sig.Count(1) != 1 || w.sig.Count(3) != 0 {
+		t.Errorf("signals %v", w.sig.Snapshot())
 	}
 	// The granter's entry is free again; a can map it anew elsewhere.
 	h2 := w.mustMap(a, 2, 8, hostRW, rw(1))
