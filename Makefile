@@ -7,7 +7,7 @@ BIN      := bin/argovisor
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_SRC   := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all build guests run test unit integration race bench bench-go vet fmt clean checklocks lockdep
+.PHONY: all build guests run test unit integration stress race bench bench-go vet fmt clean checklocks lockdep
 
 all: build guests
 
@@ -46,6 +46,12 @@ unit:
 
 integration: build guests
 	$(GO) test $(GOFLAGS) -race -count=1 -v ./test/...
+
+# Every KVM integration test STRESS_COUNT (30) times in a row under -race,
+# with a go test -race ./... loop beside it as load (test/stress.sh).
+# Long: about 30 × the integration package's time. STRESS_RUN=REGEX narrows it.
+stress: build guests
+	GO=$(GO) ./test/stress.sh
 
 # argovisor bench: every figure against floors measured in the same run;
 # writes bench/results/latest.json and bench/results/throughput.svg.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -48,21 +49,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireKVM skips the test when /dev/kvm cannot be opened, loudly, and
-// fails it instead under CI, where KVM tests must run.
-func requireKVM(t testing.TB) {
-	t.Helper()
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err == nil {
-		f.Close()
-		return
-	}
-	msg := fmt.Sprintf("KVM TEST NOT RUN: /dev/kvm unusable (%v)", err)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " — CI must have /dev/kvm")
-	}
-	t.Skip("!!!!! " + msg + " !!!!!")
-}
+// requireKVM applies the project's one KVM-test policy
+// (testutil.RequireKVM).
+func requireKVM(t testing.TB) { t.Helper(); testutil.RequireKVM(t) }
 
 // guest returns the path of a built guest program.
 func guest(name string) string {
