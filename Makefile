@@ -24,7 +24,8 @@ run: build guests
 	./$(BIN) run --timeout 120s examples/pingpong.toml
 
 # Unit tests (no KVM) and KVM integration tests, with the race detector,
-# after the static checks and the lock-order (lockdep) build of Argo.
+# after the static checks and the lock-order (lockdep) build of Argo and
+# the grant tables.
 test: build guests vet checklocks lockdep
 	$(GO) test $(GOFLAGS) -race -count=1 ./...
 
@@ -39,7 +40,7 @@ checklocks: bin/checklocks
 # The Argo and grant-table tests with gVisor's lock validator (order
 # inversions, unnamed nesting) and the lock-state assertions compiled in.
 lockdep:
-	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep argodebug' ./argo/... ./gnttab/...
+	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep lockdebug' ./internal/hsync/... ./argo/... ./gnttab/...
 
 unit:
 	$(GO) test $(GOFLAGS) -race -count=1 ./kvm/... ./vmm/... ./cmd/... ./argo/... ./gnttab/...

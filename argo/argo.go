@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/hcall"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
-// Memory is one domain's guest-physical memory: Slice returns the host bytes
-// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
-type Memory interface {
-	Slice(gpa, n uint64) ([]byte, error)
-}
-
-// Caller is the context of one hypercall: the calling domain and access to
-// its address space at the addresses it passed (guest-virtual addresses for
-// guests). Errors mean the address is not accessible (-EFAULT).
-type Caller interface {
-	Domain() DomainID
-	ReadGuest(addr uint64, p []byte) error
-	WriteGuest(addr uint64, p []byte) error
-}
+// Memory and Caller are the shared hypercall context (package hcall).
+type (
+	Memory = hcall.Memory
+	Caller = hcall.Caller
+)
 
 // Policy is a domain's Argo access control (the config's [domain.argo]).
 type Policy struct {
@@ -75,11 +67,11 @@ func (d *domainInfo) maySendTo(dst DomainID) bool {
 
 // Lock classes, one per role in the hierarchy (for the lockdep build).
 var (
-	classL1         = argosync.NewClass("L1")
-	classRingsL2    = argosync.NewClass("rings_L2")
-	classSendL2     = argosync.NewClass("send_L2")
-	classWildcardL2 = argosync.NewClass("wildcard_L2")
-	classL3         = argosync.NewClass("L3")
+	classL1         = hsync.NewClass("L1")
+	classRingsL2    = hsync.NewClass("rings_L2")
+	classSendL2     = hsync.NewClass("send_L2")
+	classWildcardL2 = hsync.NewClass("wildcard_L2")
+	classL3         = hsync.NewClass("L3")
 )
 
 // Argo is the Argo state of one VMM: every domain's rings and the global L1
@@ -91,7 +83,7 @@ type Argo struct {
 	// l1 is Xen's L1_global_argo_rwlock. R(l1) for every operation;
 	// W(l1) only to add, tear down or remove a domain, and W(l1) implies
 	// every lower lock is uncontended. Lock order: first.
-	l1 argosync.RWMutex
+	l1 hsync.RWMutex
 	// known holds every existing domain.
 	// +checklocks:l1
 	known map[DomainID]*domainInfo
@@ -157,21 +149,21 @@ type domainArgo struct {
 	// ringsL2 guards the ring table. R to look rings up, W to add,
 	// remove or re-register one. Requires R(L1). Lock order: after l1,
 	// before L3 and send_L2.
-	ringsL2 argosync.RWMutex
+	ringsL2 hsync.RWMutex
 	// rings are the rings this domain owns, by (port, partner).
 	// +checklocks:ringsL2
 	rings map[ringKey]*ring
 
 	// sendL2 guards sendInfo. Requires R(L1); no rings_L2 may be taken
 	// while holding it.
-	sendL2 argosync.Mutex
+	sendL2 hsync.Mutex
 	// sendInfo lists the unicast rings other domains registered with
 	// this domain as the partner, so they can be torn down with it.
 	// +checklocks:sendL2
 	sendInfo map[ringRef]struct{}
 
 	// wildcardL2 guards wildcardPending. Requires R(L1); leaf.
-	wildcardL2 argosync.Mutex
+	wildcardL2 hsync.Mutex
 	// wildcardPending lists the wildcard rings on which this domain has
 	// a pending space request, so it can be cancelled when it dies.
 	// +checklocks:wildcardL2
@@ -261,12 +253,12 @@ func (a *Argo) assertWriteL1() { a.l1.AssertLocked() }
 // assertReadRingsL2 is LOCKING_Read_rings_L2(d): R(L1) and R(rings_L2),
 // or W(L1).
 func (a *Argo) assertReadRingsL2(d *domainArgo) {
-	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsRLocked()) || a.l1.IsLocked(), "R(rings_L2)")
+	hsync.Assert((a.l1.IsRLocked() && d.ringsL2.IsRLocked()) || a.l1.IsLocked(), "R(rings_L2)")
 }
 
 // assertWriteRingsL2 is LOCKING_Write_rings_L2(d).
 func (a *Argo) assertWriteRingsL2(d *domainArgo) {
-	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsLocked()) || a.l1.IsLocked(), "W(rings_L2)")
+	hsync.Assert((a.l1.IsRLocked() && d.ringsL2.IsLocked()) || a.l1.IsLocked(), "W(rings_L2)")
 }
 
 // assertL3 is LOCKING_L3(d, r): R(L1), R(rings_L2) and L3 held, or

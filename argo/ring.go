@@ -1,7 +1,7 @@
 package argo
 
 import (
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
 // pendingEnt is one domain waiting for space in a ring (Xen's
@@ -18,7 +18,7 @@ type ring struct {
 
 	// l3 guards the ring's state. Requires R(owner rings_L2). Lock
 	// order: after rings_L2, before any wildcard_L2.
-	l3 argosync.Mutex
+	l3 hsync.Mutex
 	// len is the data length in bytes (fixed for the ring's life).
 	// +checklocks:l3
 	len uint32

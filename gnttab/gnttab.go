@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/hcall"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
-// Memory is one domain's guest-physical memory: Slice returns the host bytes
-// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
-type Memory interface {
-	Slice(gpa, n uint64) ([]byte, error)
-}
-
-// Caller is the context of one hypercall: the calling domain and access to
-// its address space at the addresses it passed (guest-virtual addresses for
-// guests). Errors mean the address is not accessible (-EFAULT).
-type Caller interface {
-	Domain() DomainID
-	ReadGuest(addr uint64, p []byte) error
-	WriteGuest(addr uint64, p []byte) error
-}
+// Memory and Caller are the shared hypercall context (package hcall).
+type (
+	Memory = hcall.Memory
+	Caller = hcall.Caller
+)
 
 // Window maps granted frames into a grantee's grant window. GrantTables
 // calls it with its own locks held: an implementation must not call back
@@ -84,9 +76,9 @@ func (s *stats) snapshot() Stats {
 
 // Lock classes, one per role in the hierarchy (for the lockdep build).
 var (
-	classL1       = argosync.NewClass("gnttab L1")
-	classMaptrack = argosync.NewClass("gnttab maptrack")
-	classTable    = argosync.NewClass("gnttab table")
+	classL1       = hsync.NewClass("gnttab L1")
+	classMaptrack = hsync.NewClass("gnttab maptrack")
+	classTable    = hsync.NewClass("gnttab table")
 )
 
 // GrantTables is the grant-table state of one VMM: every domain's table,
@@ -98,7 +90,7 @@ type GrantTables struct {
 	// l1 is the global lock. R(l1) for every operation; W(l1) only to add
 	// a domain, to handle a death, to revoke by policy, or to remove a
 	// domain. W(l1) makes every lower lock uncontended. Lock order: first.
-	l1 argosync.RWMutex
+	l1 hsync.RWMutex
 	// alive holds the domains that can take part in grant operations.
 	// +checklocks:l1
 	alive map[DomainID]*domain
@@ -188,7 +180,7 @@ type domain struct {
 	// a whole map, unmap or revocation of this domain's mappings,
 	// including the Window calls for its GPAs. Requires R(l1). Lock order:
 	// after l1, before any domain's tableMu.
-	maptrackMu argosync.Mutex
+	maptrackMu hsync.Mutex
 	// maptrack is indexed by handle; it grows a frame (256 handles) at a
 	// time up to maxHandle.
 	// +checklocks:maptrackMu
@@ -211,7 +203,7 @@ type domain struct {
 	// tableMu guards the table size, the active entries and every VMM
 	// update of the shared table. Requires R(l1). Lock order: after every
 	// maptrackMu; no other tableMu is taken while holding it.
-	tableMu argosync.Mutex
+	tableMu hsync.Mutex
 	// table is the shared table memory (nil once the domain is dead: it
 	// must not be touched again).
 	// +checklocks:tableMu

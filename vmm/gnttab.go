@@ -12,7 +12,7 @@ func (v *VMM) GrantTables() *gnttab.GrantTables { return v.gnttab }
 // gnttabHypercall serves hypercall 20: grant_table_op(cmd, uop, count).
 func (v *VMM) gnttabHypercall(h *Hypercall) int64 {
 	a := &h.Args
-	return v.gnttab.Op(caller[gnttab.DomainID]{h}, a[0], a[1], a[2])
+	return v.gnttab.Op(caller{h}, a[0], a[1], a[2])
 }
 
 // grantWindows implements gnttab.Window over the domains' grant windows.

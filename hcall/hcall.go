@@ -1,0 +1,28 @@
+// Package hcall holds what every hypercall mechanism (Argo, grant tables,
+// and those that follow) needs to know about the call it serves: the domain
+// id type, a domain's guest-physical memory, and the calling context. It is
+// the one definition; argo and gnttab name these types as aliases, so the
+// VMM hands the same value to each of them and a fake written for one
+// package's tests fits the other's.
+package hcall
+
+// DomainID is a domain's id: 0 is the host, guests count from 1, and the
+// values from 0x7FF0 up are Xen's reserved ids (DOMID_SELF, DOMID_INVALID, …).
+type DomainID uint16
+
+// Memory is one domain's guest-physical memory: Slice returns the host bytes
+// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
+// The bytes alias guest memory, which the guest may change concurrently.
+type Memory interface {
+	Slice(gpa, n uint64) ([]byte, error)
+}
+
+// Caller is the context of one hypercall: the calling domain and access to
+// its address space at the addresses it passed (guest-virtual addresses for
+// guests, translated through the calling vCPU's page tables). Errors mean
+// the address is not accessible (-EFAULT).
+type Caller interface {
+	Domain() DomainID
+	ReadGuest(addr uint64, p []byte) error
+	WriteGuest(addr uint64, p []byte) error
+}
