@@ -34,12 +34,16 @@ type Stats struct {
 	Rings                                         int64 // registered now
 	MsgsOut, BytesOut, MsgsIn, BytesIn            uint64
 	EAGAINs, Notifies, Signals, Registers, Errors uint64
+	// ErrorsByErrno splits Errors by the errno returned, so an expected
+	// -ECONNREFUSED (a peer not yet registered) is told from a fault.
+	ErrorsByErrno hcall.ErrnoCounts
 }
 
 type stats struct {
 	rings                                         atomic.Int64
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
+	errnos                                        hcall.ErrnoCounter
 }
 
 func (s *stats) snapshot() Stats {
@@ -47,7 +51,7 @@ func (s *stats) snapshot() Stats {
 		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
-		Errors: s.errors.Load(),
+		Errors: s.errors.Load(), ErrorsByErrno: s.errnos.Snapshot(),
 	}
 }
 

@@ -65,7 +65,7 @@ func (g *GrantTables) Op(c Caller, cmd, uop, count uint64) int64 {
 		ret = -ENOSYS
 	}
 	if ret < 0 {
-		me.stats.errors.Add(1)
+		me.stats.failErrno(ret)
 	}
 	return ret
 }
@@ -113,7 +113,7 @@ func (g *GrantTables) setupTable(c Caller, me *domain, uop, count uint64) int64 
 		}
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	var sb [2]byte
 	le.PutUint16(sb[:], status(st))
@@ -148,7 +148,7 @@ func (g *GrantTables) querySize(c Caller, me *domain, uop, count uint64) int64 {
 		le.PutUint32(b[8:], me.maxFrames)
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	le.PutUint16(b[12:], status(st))
 	if c.WriteGuest(uop, b[:]) != nil {
@@ -231,7 +231,7 @@ func (g *GrantTables) getStatusFrames(c Caller, me *domain, uop, count uint64) i
 		st = GNTSTGeneralError
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	var sb [2]byte
 	le.PutUint16(sb[:], status(st))
@@ -251,7 +251,7 @@ func swapGrantRefs(c Caller, me *domain, uop, count uint64) int64 {
 		}
 		st := me.swap(le.Uint32(b[0:]), le.Uint32(b[4:]))
 		if st != GNTSTOkay {
-			me.stats.errors.Add(1)
+			me.stats.failStatus(st, 1)
 		}
 		var sb [2]byte
 		le.PutUint16(sb[:], status(st))
