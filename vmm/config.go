@@ -6,9 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -25,16 +27,29 @@ type Config struct {
 // Default values for optional domain keys.
 const (
 	DefaultVCPUs = 1
+	// DefaultMemory is the RAM of a domain created through the Go API
+	// without Memory (a config file must say how much).
+	DefaultMemory = 16 << 20
 )
 
+// MaxNameLen is the longest domain name: memfd_create takes names of at
+// most 249 bytes, and the VMM's memfds are "argovisor:NAME" and
+// "argovisor:NAME:gnttab".
+const MaxNameLen = 249 - len("argovisor:") - len(":gnttab")
+
 type fileDomain struct {
-	Name   string         `toml:"name"`
-	Kernel string         `toml:"kernel"`
-	Memory any            `toml:"memory"`
-	VCPUs  *int64         `toml:"vcpus"`
-	Params map[string]any `toml:"params"`
-	Argo   fileArgo       `toml:"argo"`
-	Gnttab fileGnttab     `toml:"gnttab"`
+	Name           string         `toml:"name"`
+	Kernel         string         `toml:"kernel"`
+	Memory         any            `toml:"memory"`
+	VCPUs          *int64         `toml:"vcpus"`
+	Params         map[string]any `toml:"params"`
+	Argo           fileArgo       `toml:"argo"`
+	Gnttab         fileGnttab     `toml:"gnttab"`
+	OnExit         string         `toml:"on_exit"`
+	OnCrash        string         `toml:"on_crash"`
+	RestartLimit   *int64         `toml:"restart_limit"`
+	RestartBackoff string         `toml:"restart_backoff"`
+	ConsoleLog     string         `toml:"console_log"`
 }
 
 type fileGnttab struct {
@@ -72,7 +87,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%s", explainTOML(err))
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -92,12 +107,13 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		if fd.Name != "" {
 			where = fmt.Sprintf("domain %q", fd.Name)
 		}
-		switch {
-		case fd.Name == "":
+		if fd.Name == "" {
 			return nil, bad("%s: missing name", where)
-		case strings.ContainsAny(fd.Name, " \t\n[]\"'/"):
-			return nil, bad("%s: name may not contain spaces, quotes, brackets or slashes", where)
-		case seen[fd.Name]:
+		}
+		if err := checkName(fd.Name); err != nil {
+			return nil, bad("%s: %v", where, err)
+		}
+		if seen[fd.Name] {
 			return nil, bad("%s: duplicate domain name", where)
 		}
 		seen[fd.Name] = true
@@ -123,8 +139,8 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		if mem == 0 {
 			return nil, bad("%s: memory is zero", where)
 		}
-		if mem < MinMemory || mem > MaxMemory || mem%PageSize != 0 {
-			return nil, bad("%s: memory %s must be a multiple of 4K between 2M and 3G", where, formatSize(mem))
+		if err := checkMemory(mem); err != nil {
+			return nil, bad("%s: %v", where, err)
 		}
 		vcpus := int64(DefaultVCPUs)
 		if fd.VCPUs != nil {
@@ -164,7 +180,33 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			}
 			gt.MaxMaptrackFrames = uint32(*v)
 		}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
+		dc := DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+			OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
+		for _, a := range []struct{ key, val string }{{"on_exit", fd.OnExit}, {"on_crash", fd.OnCrash}} {
+			if a.val != "" && !Action(a.val).valid() {
+				return nil, bad("%s: %s = %q, want \"destroy\", \"restart\" or \"preserve\"", where, a.key, a.val)
+			}
+		}
+		if v := fd.RestartLimit; v != nil {
+			if *v < 1 || *v > 1<<20 {
+				return nil, bad("%s: restart_limit = %d, want 1..%d", where, *v, 1<<20)
+			}
+			dc.RestartLimit = int(*v)
+		}
+		if fd.RestartBackoff != "" {
+			b, err := time.ParseDuration(fd.RestartBackoff)
+			if err != nil || b <= 0 {
+				return nil, bad("%s: restart_backoff = %q, want a positive duration such as \"500ms\" or \"2s\"", where, fd.RestartBackoff)
+			}
+			dc.RestartBackoff = b
+		}
+		if fd.ConsoleLog != "" {
+			dc.ConsoleLog = fd.ConsoleLog
+			if !filepath.IsAbs(dc.ConsoleLog) {
+				dc.ConsoleLog = filepath.Join(dir, dc.ConsoleLog)
+			}
+		}
+		cfg.Domains = append(cfg.Domains, dc)
 	}
 	// send_to and map_from name domains; ids are given in config order
 	// from 1.
@@ -195,7 +237,8 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 }
 
 // parseMemory accepts an integer number of bytes or a string with an
-// optional binary suffix: "16M", "16MiB", "1G", "512K", "4096".
+// optional binary suffix: "16M", "16MiB", "1G", "512K", "4096", "1T".
+// Range checks are checkMemory's.
 func parseMemory(v any) (uint64, error) {
 	switch v := v.(type) {
 	case int64:
@@ -205,35 +248,190 @@ func parseMemory(v any) (uint64, error) {
 		return uint64(v), nil
 	case string:
 		s := strings.TrimSpace(v)
-		num := strings.TrimRight(s, "KMGiBkmgib")
+		num := strings.TrimRight(s, "KMGTPEiBkmgtpeib")
 		suffix := strings.ToUpper(strings.TrimSpace(s[len(num):]))
-		var mul uint64
-		switch suffix {
-		case "", "B":
-			mul = 1
-		case "K", "KB", "KIB":
-			mul = 1 << 10
-		case "M", "MB", "MIB":
-			mul = 1 << 20
-		case "G", "GB", "GIB":
-			mul = 1 << 30
-		default:
-			return 0, fmt.Errorf("unknown suffix %q in %q (use K, M or G)", suffix, v)
+		suffix = strings.TrimSuffix(strings.TrimSuffix(suffix, "B"), "I")
+		shift, ok := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}[suffix]
+		if !ok {
+			return 0, fmt.Errorf("unknown suffix in %q (use K, M or G, e.g. \"16M\")", v)
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("%q is too large (at most 3G)", v)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("%q is not a size (e.g. \"16M\")", v)
 		}
-		if n > math.MaxUint64/mul {
-			return 0, fmt.Errorf("%q is too large", v)
+		if n > math.MaxUint64>>shift {
+			return 0, fmt.Errorf("%q is too large (at most 3G)", v)
 		}
-		return n * mul, nil
+		return n << shift, nil
 	}
-	return 0, fmt.Errorf("want a string like \"16M\" or an integer, got %T", v)
+	return 0, fmt.Errorf("want a string like \"16M\" or an integer, got %s", tomlTypeName(fmt.Sprintf("%T", v)))
+}
+
+// checkMemory checks a RAM size against the domain limits.
+func checkMemory(mem uint64) error {
+	switch {
+	case mem == 0:
+		return errors.New("memory is zero")
+	case mem > MaxMemory:
+		return fmt.Errorf("memory %s is too large (at most 3G)", formatSize(mem))
+	case mem < MinMemory:
+		return fmt.Errorf("memory %s is too small (at least 2M)", formatSize(mem))
+	case mem%PageSize != 0:
+		return fmt.Errorf("memory %s must be a multiple of 4K between 2M and 3G", formatSize(mem))
+	}
+	return nil
+}
+
+// checkName checks a domain name: printable, no separators, short enough
+// for the memfd names built from it.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("missing name")
+	case strings.ContainsAny(name, " \t\n\r\x00[]\"'/"):
+		return errors.New("name may not contain spaces, quotes, brackets or slashes")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("name is %d bytes long, at most %d allowed", len(name), MaxNameLen)
+	}
+	return nil
+}
+
+func (a Action) valid() bool {
+	return a == ActionDestroy || a == ActionRestart || a == ActionPreserve
+}
+
+// WithDefaults returns c with every unset optional field at its default.
+func (c DomainConfig) WithDefaults() DomainConfig {
+	if c.VCPUs == 0 {
+		c.VCPUs = DefaultVCPUs
+	}
+	if c.Memory == 0 {
+		c.Memory = DefaultMemory
+	}
+	if c.OnExit == "" {
+		c.OnExit = ActionDestroy
+	}
+	if c.OnCrash == "" {
+		c.OnCrash = ActionDestroy
+	}
+	if c.RestartLimit == 0 {
+		c.RestartLimit = DefaultRestartLimit
+	}
+	if c.RestartBackoff == 0 {
+		c.RestartBackoff = DefaultRestartBackoff
+	}
+	if c.Gnttab.MaxFrames == 0 {
+		c.Gnttab.MaxFrames = DefaultGrantFrames
+	}
+	if c.Gnttab.MaxMaptrackFrames == 0 {
+		c.Gnttab.MaxMaptrackFrames = DefaultMaptrackFrames
+	}
+	return c
+}
+
+// Validate checks a configuration with its defaults applied. Errors wrap
+// ErrBadConfig and name the domain.
+func (c DomainConfig) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: domain %q: %s", ErrBadConfig, c.Name, fmt.Sprintf(format, a...))
+	}
+	if err := checkName(c.Name); err != nil {
+		return bad("%v", err)
+	}
+	if c.Kernel == "" && c.KernelData == nil {
+		return bad("missing kernel")
+	}
+	if err := checkMemory(c.Memory); err != nil {
+		return bad("%v", err)
+	}
+	if c.VCPUs < 1 || c.VCPUs > MaxVCPUs {
+		return bad("vcpus = %d, want 1..%d", c.VCPUs, MaxVCPUs)
+	}
+	if c.Memory < KernelBase+uint64(c.VCPUs)*StackSize+PageSize {
+		return bad("memory %s is too small for %d vCPUs", formatSize(c.Memory), c.VCPUs)
+	}
+	if _, err := encodeParams(c.Params); err != nil {
+		return bad("%v", err)
+	}
+	if !c.OnExit.valid() || !c.OnCrash.valid() {
+		return bad("on_exit = %q, on_crash = %q: want destroy, restart or preserve", c.OnExit, c.OnCrash)
+	}
+	if c.RestartLimit < 1 {
+		return bad("restart limit %d, want at least 1", c.RestartLimit)
+	}
+	if c.RestartBackoff <= 0 {
+		return bad("restart back-off %v, want a positive duration", c.RestartBackoff)
+	}
+	if c.Gnttab.MaxFrames > MaxGrantFrames {
+		return bad("gnttab max_frames = %d, want 1..%d", c.Gnttab.MaxFrames, MaxGrantFrames)
+	}
+	if c.Gnttab.MaxMaptrackFrames > 1<<16 {
+		return bad("gnttab max_maptrack_frames = %d, want 1..65536", c.Gnttab.MaxMaptrackFrames)
+	}
+	return nil
+}
+
+// tomlTypeError matches BurntSushi/toml's type mismatch message.
+var tomlTypeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): incompatible types: TOML value has type ([^;]+); destination has type (.+)$`)
+
+// keyExamples show a valid value for each key, for error hints.
+var keyExamples = map[string]string{
+	"name": `name = "ping"`, "kernel": `kernel = "../build/guests/hello.elf"`, "memory": `memory = "16M"`,
+	"vcpus": "vcpus = 2", "enabled": "enabled = true", "wildcard": "wildcard = false",
+	"send_to": `send_to = ["pong"]`, "map_from": `map_from = ["owner"]`, "max_frames": "max_frames = 64",
+	"max_maptrack_frames": "max_maptrack_frames = 1024", "on_exit": `on_exit = "restart"`,
+	"on_crash": `on_crash = "preserve"`, "restart_limit": "restart_limit = 5",
+	"restart_backoff": `restart_backoff = "2s"`, "console_log": `console_log = "ping.log"`,
+	"params": `[domain.params] with key = "value" lines`, "argo": "[domain.argo]", "gnttab": "[domain.gnttab]",
+}
+
+// explainTOML turns the TOML decoder's type errors, which name Go types,
+// into a hint about what the key wants.
+func explainTOML(err error) string {
+	m := tomlTypeError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	line, key, got, want := m[1], m[2], tomlTypeName(m[3]), tomlTypeName(m[4])
+	if key == "domain" && got == "a table" {
+		return fmt.Sprintf("line %s: [domain] is a single table; write [[domain]] (double brackets: one table per domain)", line)
+	}
+	msg := fmt.Sprintf("line %s: %s must be %s, not %s", line, key, want, got)
+	parts := strings.Split(key, ".")
+	if ex, ok := keyExamples[parts[len(parts)-1]]; ok {
+		msg += " (e.g. " + ex + ")"
+	}
+	return msg
+}
+
+// tomlTypeName describes a type named in a decoder message in TOML terms.
+func tomlTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "map"), t == "struct":
+		return "a table"
+	case strings.HasPrefix(t, "[]"), t == "slice", t == "array":
+		return "an array"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), t == "integer":
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number with a fraction"
+	case t == "bool", t == "boolean":
+		return "a boolean"
+	case strings.Contains(t, "time"):
+		return "a date or time"
+	}
+	return t
 }
 
 func formatSize(n uint64) string {
 	switch {
+	case n%(1<<40) == 0 && n > 0:
+		return fmt.Sprintf("%dT", n>>40)
 	case n%(1<<30) == 0 && n > 0:
 		return fmt.Sprintf("%dG", n>>30)
 	case n%(1<<20) == 0 && n > 0:

@@ -90,6 +90,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 	// The thread is discarded when the goroutine ends still locked: a
 	// later goroutine never inherits its signal state.
 	d := v.ctx.Domain
+	inst := d.instance // set before this goroutine started
 	cpu := v.ctx.cpu
 	v.mu.Lock()
 	v.tid = unix.Gettid()
@@ -101,7 +102,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 	}()
 	rd := cpu.RunData()
 	rd.ValidRegs = kvm.SyncGPRs | kvm.SyncSregs
-	for !d.stopping.Load() {
+	for !inst.stopping.Load() {
 		exit, err := cpu.Run()
 		if err != nil {
 			if errors.Is(err, kvm.ErrInterrupted) {
@@ -110,6 +111,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				// kick is never lost.
 				cpu.SetImmediateExit(false)
 				d.stats.kicks.Add(1)
+				d.stats.exits[exitKick].Add(1)
 				continue
 			}
 			if errors.Is(err, unix.EFAULT) {
@@ -130,6 +132,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 // handle dispatches one decoded exit.
 func (v *vcpu) handle(exit kvm.Exit) {
 	d := v.ctx.Domain
+	d.stats.exits[exitKind(exit.Reason)].Add(1)
 	switch exit.Reason {
 	case kvm.ExitIO:
 		d.stats.pioExits.Add(1)
