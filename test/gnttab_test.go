@@ -74,29 +74,6 @@ func startGnt(tb testing.TB, v *vmm.VMM, specs ...gntSpec) map[string]*vmm.Domai
 	return ds
 }
 
-// waitFor waits until domain d prints a line matching re (testing.TB
-// version of waitLine, for the benchmarks too).
-func waitFor(tb testing.TB, c *console, d *vmm.Domain, re *regexp.Regexp, limit time.Duration) []string {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if m := c.match(d.Name(), re); m != nil {
-			return m
-		}
-		select {
-		case <-d.Done():
-			if m := c.match(d.Name(), re); m != nil {
-				return m
-			}
-			tb.Fatalf("%s ended (%v) without printing /%v/\n%s", d.Name(), d.Result(), re, c.dump())
-		case <-time.After(2 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not print /%v/ within %v\n%s", d.Name(), re, limit, c.dump())
-		}
-	}
-}
-
 // allOK waits for every named domain to exit with status 0 and for each
 // to have printed "<prog>: all <n> checks ok" and, for each listed check,
 // "<prog>: check <name>: ok". checks maps a domain name to its program's
