@@ -20,6 +20,9 @@ func ErrnoName(e int64) string {
 	if e < 0 {
 		e = -e
 	}
+	if e == 95 {
+		return "EOPNOTSUPP" // Linux's ENOTSUP is the same number; Xen's docs say EOPNOTSUPP
+	}
 	if n := unix.ErrnoName(syscall.Errno(e)); n != "" {
 		return n
 	}

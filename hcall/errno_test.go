@@ -3,7 +3,7 @@ package hcall
 import "testing"
 
 func TestErrnoNames(t *testing.T) {
-	for e, want := range map[int64]string{111: "ECONNREFUSED", -22: "EINVAL", 11: "EAGAIN", 0: "errno0", 4000: "errno4000"} {
+	for e, want := range map[int64]string{111: "ECONNREFUSED", -22: "EINVAL", 95: "EOPNOTSUPP", 11: "EAGAIN", 0: "errno0", 4000: "errno4000"} {
 		if got := ErrnoName(e); got != want {
 			t.Errorf("ErrnoName(%d) = %q, want %q", e, got, want)
 		}
