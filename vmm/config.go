@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -38,34 +40,34 @@ const (
 const MaxNameLen = 249 - len("argovisor:") - len(":gnttab")
 
 type fileDomain struct {
-	Name           string         `toml:"name"`
-	Kernel         string         `toml:"kernel"`
-	Memory         any            `toml:"memory"`
-	VCPUs          *int64         `toml:"vcpus"`
-	Params         map[string]any `toml:"params"`
-	Argo           fileArgo       `toml:"argo"`
-	Gnttab         fileGnttab     `toml:"gnttab"`
-	OnExit         string         `toml:"on_exit"`
-	OnCrash        string         `toml:"on_crash"`
-	RestartLimit   *int64         `toml:"restart_limit"`
-	RestartBackoff string         `toml:"restart_backoff"`
-	ConsoleLog     string         `toml:"console_log"`
+	Name           string         `toml:"name" json:"name"`
+	Kernel         string         `toml:"kernel" json:"kernel"`
+	Memory         any            `toml:"memory" json:"memory"`
+	VCPUs          *int64         `toml:"vcpus" json:"vcpus"`
+	Params         map[string]any `toml:"params" json:"params"`
+	Argo           fileArgo       `toml:"argo" json:"argo"`
+	Gnttab         fileGnttab     `toml:"gnttab" json:"gnttab"`
+	OnExit         string         `toml:"on_exit" json:"on_exit"`
+	OnCrash        string         `toml:"on_crash" json:"on_crash"`
+	RestartLimit   *int64         `toml:"restart_limit" json:"restart_limit"`
+	RestartBackoff string         `toml:"restart_backoff" json:"restart_backoff"`
+	ConsoleLog     string         `toml:"console_log" json:"console_log"`
 }
 
 type fileGnttab struct {
-	MaxFrames         *int64   `toml:"max_frames"`
-	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames"`
-	MapFrom           []string `toml:"map_from"`
+	MaxFrames         *int64   `toml:"max_frames" json:"max_frames"`
+	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames" json:"max_maptrack_frames"`
+	MapFrom           []string `toml:"map_from" json:"map_from"`
 }
 
 type fileArgo struct {
-	Enabled  *bool    `toml:"enabled"`
-	Wildcard bool     `toml:"wildcard"`
-	SendTo   []string `toml:"send_to"`
+	Enabled  *bool    `toml:"enabled" json:"enabled"`
+	Wildcard bool     `toml:"wildcard" json:"wildcard"`
+	SendTo   []string `toml:"send_to" json:"send_to"`
 }
 
 type fileConfig struct {
-	Domain []fileDomain `toml:"domain"`
+	Domain []fileDomain `toml:"domain" json:"domain"`
 }
 
 // LoadConfig reads and validates a TOML configuration file. Relative kernel
@@ -117,94 +119,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			return nil, bad("%s: duplicate domain name", where)
 		}
 		seen[fd.Name] = true
-		if fd.Kernel == "" {
-			return nil, bad("%s: missing kernel", where)
-		}
-		kernel := fd.Kernel
-		if !filepath.IsAbs(kernel) {
-			kernel = filepath.Join(dir, kernel)
-		}
-		if st, err := os.Stat(kernel); err != nil {
-			return nil, bad("%s: kernel %s: %v", where, kernel, errors.Unwrap(err))
-		} else if !st.Mode().IsRegular() {
-			return nil, bad("%s: kernel %s is not a regular file", where, kernel)
-		}
-		if fd.Memory == nil {
-			return nil, bad("%s: missing memory (e.g. memory = \"16M\")", where)
-		}
-		mem, err := parseMemory(fd.Memory)
+		dc, err := fd.toConfig(dir)
 		if err != nil {
-			return nil, bad("%s: memory: %v", where, err)
-		}
-		if mem == 0 {
-			return nil, bad("%s: memory is zero", where)
-		}
-		if err := checkMemory(mem); err != nil {
 			return nil, bad("%s: %v", where, err)
-		}
-		vcpus := int64(DefaultVCPUs)
-		if fd.VCPUs != nil {
-			vcpus = *fd.VCPUs
-		}
-		if vcpus < 1 || vcpus > MaxVCPUs {
-			return nil, bad("%s: vcpus = %d, want 1..%d", where, vcpus, MaxVCPUs)
-		}
-		if mem < KernelBase+uint64(vcpus)*StackSize+PageSize {
-			return nil, bad("%s: memory %s is too small for %d vCPUs", where, formatSize(mem), vcpus)
-		}
-		params := map[string]string{}
-		for k, v := range fd.Params {
-			switch v := v.(type) {
-			case string:
-				params[k] = v
-			case int64, bool, float64:
-				params[k] = fmt.Sprint(v)
-			default:
-				return nil, bad("%s: param %q must be a string, number or boolean", where, k)
-			}
-		}
-		if _, err := encodeParams(params); err != nil {
-			return nil, bad("%s: %v", where, err)
-		}
-		pol := ArgoPolicy{Disabled: fd.Argo.Enabled != nil && !*fd.Argo.Enabled, Wildcard: fd.Argo.Wildcard}
-		var gt GnttabConfig
-		if v := fd.Gnttab.MaxFrames; v != nil {
-			if *v < 1 || *v > MaxGrantFrames {
-				return nil, bad("%s: gnttab.max_frames = %d, want 1..%d", where, *v, MaxGrantFrames)
-			}
-			gt.MaxFrames = uint32(*v)
-		}
-		if v := fd.Gnttab.MaxMaptrackFrames; v != nil {
-			if *v < 1 || *v > 1<<16 {
-				return nil, bad("%s: gnttab.max_maptrack_frames = %d, want 1..65536", where, *v)
-			}
-			gt.MaxMaptrackFrames = uint32(*v)
-		}
-		dc := DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
-			OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
-		for _, a := range []struct{ key, val string }{{"on_exit", fd.OnExit}, {"on_crash", fd.OnCrash}} {
-			if a.val != "" && !Action(a.val).valid() {
-				return nil, bad("%s: %s = %q, want \"destroy\", \"restart\" or \"preserve\"", where, a.key, a.val)
-			}
-		}
-		if v := fd.RestartLimit; v != nil {
-			if *v < 1 || *v > 1<<20 {
-				return nil, bad("%s: restart_limit = %d, want 1..%d", where, *v, 1<<20)
-			}
-			dc.RestartLimit = int(*v)
-		}
-		if fd.RestartBackoff != "" {
-			b, err := time.ParseDuration(fd.RestartBackoff)
-			if err != nil || b <= 0 {
-				return nil, bad("%s: restart_backoff = %q, want a positive duration such as \"500ms\" or \"2s\"", where, fd.RestartBackoff)
-			}
-			dc.RestartBackoff = b
-		}
-		if fd.ConsoleLog != "" {
-			dc.ConsoleLog = fd.ConsoleLog
-			if !filepath.IsAbs(dc.ConsoleLog) {
-				dc.ConsoleLog = filepath.Join(dir, dc.ConsoleLog)
-			}
 		}
 		cfg.Domains = append(cfg.Domains, dc)
 	}
@@ -236,10 +153,170 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// toConfig checks one domain table (file or JSON) and turns it into a
+// DomainConfig; dir anchors relative paths. Names in send_to and map_from
+// are resolved by the caller.
+func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
+	if fd.Kernel == "" {
+		return DomainConfig{}, errors.New("missing kernel")
+	}
+	kernel := fd.Kernel
+	if !filepath.IsAbs(kernel) {
+		kernel = filepath.Join(dir, kernel)
+	}
+	if st, err := os.Stat(kernel); err != nil {
+		return DomainConfig{}, fmt.Errorf("kernel %s: %v", kernel, errors.Unwrap(err))
+	} else if !st.Mode().IsRegular() {
+		return DomainConfig{}, fmt.Errorf("kernel %s is not a regular file", kernel)
+	}
+	if fd.Memory == nil {
+		return DomainConfig{}, errors.New("missing memory (e.g. memory = \"16M\")")
+	}
+	mem, err := parseMemory(fd.Memory)
+	if err != nil {
+		return DomainConfig{}, fmt.Errorf("memory: %v", err)
+	}
+	if mem == 0 {
+		return DomainConfig{}, errors.New("memory is zero")
+	}
+	if err := checkMemory(mem); err != nil {
+		return DomainConfig{}, err
+	}
+	vcpus := int64(DefaultVCPUs)
+	if fd.VCPUs != nil {
+		vcpus = *fd.VCPUs
+	}
+	if vcpus < 1 || vcpus > MaxVCPUs {
+		return DomainConfig{}, fmt.Errorf("vcpus = %d, want 1..%d", vcpus, MaxVCPUs)
+	}
+	if mem < KernelBase+uint64(vcpus)*StackSize+PageSize {
+		return DomainConfig{}, fmt.Errorf("memory %s is too small for %d vCPUs", formatSize(mem), vcpus)
+	}
+	params := map[string]string{}
+	for k, v := range fd.Params {
+		switch v := v.(type) {
+		case string:
+			params[k] = v
+		case int64, bool, float64, json.Number:
+			params[k] = fmt.Sprint(v)
+		default:
+			return DomainConfig{}, fmt.Errorf("param %q must be a string, number or boolean", k)
+		}
+	}
+	if _, err := encodeParams(params); err != nil {
+		return DomainConfig{}, err
+	}
+	pol := ArgoPolicy{Disabled: fd.Argo.Enabled != nil && !*fd.Argo.Enabled, Wildcard: fd.Argo.Wildcard}
+	var gt GnttabConfig
+	if v := fd.Gnttab.MaxFrames; v != nil {
+		if *v < 1 || *v > MaxGrantFrames {
+			return DomainConfig{}, fmt.Errorf("gnttab.max_frames = %d, want 1..%d", *v, MaxGrantFrames)
+		}
+		gt.MaxFrames = uint32(*v)
+	}
+	if v := fd.Gnttab.MaxMaptrackFrames; v != nil {
+		if *v < 1 || *v > 1<<16 {
+			return DomainConfig{}, fmt.Errorf("gnttab.max_maptrack_frames = %d, want 1..65536", *v)
+		}
+		gt.MaxMaptrackFrames = uint32(*v)
+	}
+	dc := DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
+	for _, a := range []struct{ key, val string }{{"on_exit", fd.OnExit}, {"on_crash", fd.OnCrash}} {
+		if a.val != "" && !Action(a.val).valid() {
+			return DomainConfig{}, fmt.Errorf("%s = %q, want \"destroy\", \"restart\" or \"preserve\"", a.key, a.val)
+		}
+	}
+	if v := fd.RestartLimit; v != nil {
+		if *v < 1 || *v > 1<<20 {
+			return DomainConfig{}, fmt.Errorf("restart_limit = %d, want 1..%d", *v, 1<<20)
+		}
+		dc.RestartLimit = int(*v)
+	}
+	if fd.RestartBackoff != "" {
+		b, err := time.ParseDuration(fd.RestartBackoff)
+		if err != nil || b <= 0 {
+			return DomainConfig{}, fmt.Errorf("restart_backoff = %q, want a positive duration such as \"500ms\" or \"2s\"", fd.RestartBackoff)
+		}
+		dc.RestartBackoff = b
+	}
+	if fd.ConsoleLog != "" {
+		dc.ConsoleLog = fd.ConsoleLog
+		if !filepath.IsAbs(dc.ConsoleLog) {
+			dc.ConsoleLog = filepath.Join(dir, dc.ConsoleLog)
+		}
+	}
+	return dc, nil
+}
+
+// DecodeDomainJSON reads one domain from a JSON object with the keys of a
+// [[domain]] table ("name", "kernel", "memory", "vcpus", "params", "argo",
+// "gnttab", "on_exit", …), as the control API's create takes it. Relative
+// paths are resolved against dir; send_to and map_from names are looked up
+// with lookup (the VMM's existing domains). Errors wrap ErrBadConfig.
+func DecodeDomainJSON(data []byte, dir string, lookup func(name string) (uint16, bool)) (DomainConfig, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, a...))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	var fd fileDomain
+	if err := dec.Decode(&fd); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return DomainConfig{}, bad("%s must be %s, not %s", te.Field, tomlTypeName(te.Type.String()), te.Value)
+		}
+		return DomainConfig{}, bad("domain JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return DomainConfig{}, bad("domain JSON: more than one value")
+	}
+	where := "domain"
+	if fd.Name != "" {
+		where = fmt.Sprintf("domain %q", fd.Name)
+	}
+	if err := checkName(fd.Name); err != nil {
+		return DomainConfig{}, bad("%s: %v", where, err)
+	}
+	dc, err := fd.toConfig(dir)
+	if err != nil {
+		return DomainConfig{}, bad("%s: %v", where, err)
+	}
+	ids := func(key string, names []string) ([]uint16, error) {
+		if names == nil {
+			return nil, nil
+		}
+		out := []uint16{}
+		for _, n := range names {
+			id, ok := lookup(n)
+			if !ok {
+				return nil, bad("%s: %s names unknown domain %q", where, key, n)
+			}
+			out = append(out, id)
+		}
+		return out, nil
+	}
+	if dc.Argo.SendTo, err = ids("argo.send_to", fd.Argo.SendTo); err != nil {
+		return DomainConfig{}, err
+	}
+	if dc.Gnttab.MapFrom, err = ids("gnttab.map_from", fd.Gnttab.MapFrom); err != nil {
+		return DomainConfig{}, err
+	}
+	return dc, nil
+}
+
 // parseMemory accepts an integer number of bytes or a string with an
 // optional binary suffix: "16M", "16MiB", "1G", "512K", "4096", "1T".
 // Range checks are checkMemory's.
 func parseMemory(v any) (uint64, error) {
+	if n, ok := v.(json.Number); ok {
+		i, err := n.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("%s is not a whole number of bytes (e.g. \"16M\")", n)
+		}
+		v = i
+	}
 	switch v := v.(type) {
 	case int64:
 		if v < 0 {

@@ -218,3 +218,48 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("missing file: err = %v", err)
 	}
 }
+
+func TestDecodeDomainJSON(t *testing.T) {
+	dir := filepath.Dir(writeConfig(t, ""))
+	lookup := func(name string) (uint16, bool) {
+		if name == "pong" {
+			return 7, true
+		}
+		return 0, false
+	}
+	dc, err := DecodeDomainJSON([]byte(`{"name": "ping", "kernel": "k.elf", "memory": "16M", "vcpus": 2,
+		"params": {"peer": 7, "size": "64", "fast": true},
+		"argo": {"send_to": ["pong"]}, "gnttab": {"map_from": ["pong"], "max_frames": 4},
+		"on_crash": "restart", "restart_limit": 3, "restart_backoff": "10ms", "console_log": "ping.log"}`), dir, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Name != "ping" || dc.Kernel != filepath.Join(dir, "k.elf") || dc.Memory != 16<<20 || dc.VCPUs != 2 ||
+		dc.Params["peer"] != "7" || dc.Params["size"] != "64" || dc.Params["fast"] != "true" ||
+		len(dc.Argo.SendTo) != 1 || dc.Argo.SendTo[0] != 7 || dc.Gnttab.MapFrom[0] != 7 || dc.Gnttab.MaxFrames != 4 ||
+		dc.OnCrash != ActionRestart || dc.RestartLimit != 3 || dc.RestartBackoff != 10*time.Millisecond ||
+		dc.ConsoleLog != filepath.Join(dir, "ping.log") {
+		t.Errorf("decoded %+v", dc)
+	}
+	if dc, err := DecodeDomainJSON([]byte(`{"name": "m", "kernel": "k.elf", "memory": 4194304}`), dir, lookup); err != nil || dc.Memory != 4<<20 {
+		t.Errorf("integer memory: %+v, %v", dc, err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "vcpu": 1}`, `unknown field "vcpu"`},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "vcpus": "2"}`, "vcpus must be an integer, not string"},
+		{`{"name": "a", "kernel": "k.elf", "memory": 1.5}`, "not a whole number"},
+		{`{"name": "a", "kernel": "k.elf", "memory": "1T"}`, "too large"},
+		{`{"name": "a b", "kernel": "k.elf", "memory": "16M"}`, "may not contain"},
+		{`{"kernel": "k.elf", "memory": "16M"}`, "missing name"},
+		{`{"name": "a", "kernel": "nope.elf", "memory": "16M"}`, "nope.elf"},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "argo": {"send_to": ["zz"]}}`, `unknown domain "zz"`},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "on_exit": "reboot"}`, "on_exit"},
+		{`{"name": "a"} {"name": "b"}`, "more than one"},
+		{`[1, 2]`, "domain JSON"},
+		{`{"name": `, "domain JSON"},
+	} {
+		if _, err := DecodeDomainJSON([]byte(tc.body), dir, lookup); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrBadConfig mentioning %q", tc.body, err, tc.want)
+		}
+	}
+}

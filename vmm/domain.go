@@ -449,7 +449,11 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 	if d.instance.freed {
 		return false, nil
 	}
-	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	delivered, err = d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	if delivered && vector == VIRQVector {
+		d.stats.virqs.Add(1)
+	}
+	return delivered, err
 }
 
 // TSCKHz is the guest TSC frequency in kHz, for converting guest-measured

@@ -73,6 +73,7 @@ func opSlot(nr uint32, op uint64) uint64 {
 // They cover the domain's whole life, across restarts.
 type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
+	virqs                                                atomic.Uint64
 	exits                                                [numExitKinds]atomic.Uint64
 	byNr                                                 [maxHypercall]atomic.Uint64
 	argoOps, gnttabOps                                   [opSlots]atomic.Uint64
@@ -100,6 +101,9 @@ func (s *stats) count(nr uint32, op uint64, ret int64) {
 // life, across restarts).
 type Stats struct {
 	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
+	// VIRQs counts VIRQs delivered to the domain (Argo and grant-table
+	// signals, host injections).
+	VIRQs uint64
 	// Exits counts KVM exits by kind ("io", "mmio", "hlt", "kick", …);
 	// only kinds seen are present.
 	Exits map[string]uint64
@@ -119,7 +123,7 @@ func (d *Domain) Stats() Stats {
 	st := Stats{
 		PIOExits: s.pioExits.Load(), MMIOExits: s.mmioExits.Load(),
 		UnknownPorts: s.unknownPorts.Load(), Hypercalls: s.hypercalls.Load(),
-		Kicks: s.kicks.Load(), Exits: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
+		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), Exits: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
 	}
 	for i := range s.exits {
 		if n := s.exits[i].Load(); n != 0 {

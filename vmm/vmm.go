@@ -113,12 +113,12 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	for _, d := range v.domains {
 		if d.cfg.Name == cfg.Name {
 			v.mu.Unlock()
-			return nil, fmt.Errorf("%w: domain name %q already in use", ErrBadConfig, cfg.Name)
+			return nil, fmt.Errorf("%w: %w: %q", ErrBadConfig, ErrNameInUse, cfg.Name)
 		}
 	}
 	if slices.Contains(v.creating, cfg.Name) {
 		v.mu.Unlock()
-		return nil, fmt.Errorf("%w: domain name %q already in use", ErrBadConfig, cfg.Name)
+		return nil, fmt.Errorf("%w: %w: %q", ErrBadConfig, ErrNameInUse, cfg.Name)
 	}
 	if v.nextID >= 0x7FF0 {
 		v.mu.Unlock()
@@ -187,6 +187,10 @@ func (v *VMM) RemoveDomain(id uint16) error {
 
 // ErrNoDomain is returned for a domain id or name that does not exist.
 var ErrNoDomain = errors.New("no such domain")
+
+// ErrNameInUse is returned by CreateDomain for a name another domain has
+// (it also wraps ErrBadConfig).
+var ErrNameInUse = errors.New("domain name already in use")
 
 // DomainByName finds a domain by name.
 func (v *VMM) DomainByName(name string) *Domain {
