@@ -3,9 +3,13 @@ package vmm
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/gnttab"
 	"golang.org/x/sys/unix"
 )
 
@@ -194,5 +198,45 @@ func TestBudgetEachResource(t *testing.T) {
 	off.Argo.Disabled = true
 	if d := domainUsage(on)[resMemory] - domainUsage(off)[resMemory]; d != argoHeapPerDomain {
 		t.Errorf("Argo adds %d bytes, want %d", d, argoHeapPerDomain)
+	}
+}
+
+// newDomain reserves a domain's budget before it makes anything, refuses
+// one that does not fit before any kernel object exists, and gives the
+// reservation back when building the domain fails later (here: a kernel
+// file that is not ELF, which shows before KVM is needed).
+func TestNewDomainReservesAndReleases(t *testing.T) {
+	// 800 mappings for domains: one default domain (776) fits.
+	v := &VMM{budget: NewBudget(HostLimits{MaxMapCount: 2048 + 800, OpenFiles: 4096, Threads: 10000, Memory: 64 << 30}),
+		byID: map[uint16]*Domain{}}
+	v.argo = argo.New(nil)
+	v.gnttab = gnttab.New(grantWindows{v}, nil)
+	kernel := filepath.Join(t.TempDir(), "k.elf")
+	if err := os.WriteFile(kernel, []byte("not an ELF file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	fds0 := fds()
+	cfg := DomainConfig{Name: "d", Kernel: kernel, Memory: 16 << 20, VCPUs: 1}
+	if _, err := v.newDomain(1, cfg); !errors.Is(err, ErrBadKernel) {
+		t.Fatalf("newDomain with a bad kernel: %v", err)
+	}
+	for _, l := range v.budget.Lines() {
+		if l.Used != 0 {
+			t.Errorf("%s: %d still reserved after the failed domain", l.What, l.Used)
+		}
+	}
+	cfg.Gnttab.MaxWindowVMAs = 1000
+	if _, err := v.newDomain(2, cfg); !errors.Is(err, ErrOverBudget) || !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("newDomain over the budget: %v", err)
+	}
+	if n := fds(); n != fds0 {
+		t.Errorf("open descriptors went from %d to %d", fds0, n)
 	}
 }
