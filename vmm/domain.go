@@ -47,17 +47,17 @@ const (
 	DefaultMaptrackFrames = 1024
 )
 
-// Grant-window VMA shares. The default lets well over a hundred default
-// domains (one vCPU) fit under the kernel's default vm.max_map_count of
-// 65530; 768 VMAs hold at least 383 mapped pages, and up to 766 in one
-// contiguous run.
+// Grant-window VMA shares. With the default, 79 default domains (one vCPU)
+// fit under the kernel's default vm.max_map_count of 65530
+// (docs/limits.md); 768 VMAs hold at least 383 mapped pages, and up to
+// 766 in one contiguous run.
 const (
 	DefaultWindowVMAs = 768
 	// MinWindowVMAs is the smallest share: the window's own reservation
 	// and one mapped page at its edge.
 	MinWindowVMAs = 2
-	// MaxWindowVMAs bounds max_window_vmas: two VMAs for every other page
-	// of the window, more than it can ever have.
+	// MaxWindowVMAs bounds max_window_vmas: about twice the most a window
+	// can ever need (every other page mapped: 131 073).
 	MaxWindowVMAs = 1 << 18
 )
 
