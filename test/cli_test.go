@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/argovisor/argovisor/vmm"
 )
 
 // hugeBSSELF is a valid x86-64 executable whose one segment needs 64 MiB at
@@ -70,6 +73,39 @@ func TestCLIBadInputs(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%s: want exit 2 and stderr mentioning %q, got:\n%v", tc.name, tc.want, r)
 		}
+	}
+}
+
+// Domains whose grant-window shares cannot all fit under the host's
+// vm.max_map_count: the one that does not fit is refused as a bad config
+// (exit 2) naming the limit and the key, before anything runs.
+func TestCLIOverBudget(t *testing.T) {
+	requireKVM(t)
+	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const share = vmm.MaxWindowVMAs
+	if limit > 8*share {
+		t.Skipf("vm.max_map_count is %d: too many domains would be needed to exceed it", limit)
+	}
+	var cfg strings.Builder
+	for i := uint64(0); i <= limit/share; i++ {
+		cfg.WriteString(domainTOML("d"+strconv.FormatUint(i, 10), guest("hello"), "16M", 1, nil))
+		cfg.WriteString("[domain.gnttab]\nmax_window_vmas = " + strconv.Itoa(share) + "\n")
+	}
+	r := runCLI(t, "run", writeFile(t, t.TempDir(), "over.toml", cfg.String()))
+	for _, want := range []string{"over the VMM's resource budget", "max_window_vmas", "vm.max_map_count " + strconv.FormatUint(limit, 10)} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("want exit 2 and stderr mentioning %q, got:\n%v", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "[d0]") {
+		t.Errorf("a domain ran although the config does not fit:\n%v", r)
 	}
 }
 

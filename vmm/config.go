@@ -57,6 +57,7 @@ type fileDomain struct {
 type fileGnttab struct {
 	MaxFrames         *int64   `toml:"max_frames" json:"max_frames"`
 	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames" json:"max_maptrack_frames"`
+	MaxWindowVMAs     *int64   `toml:"max_window_vmas" json:"max_window_vmas"`
 	MapFrom           []string `toml:"map_from" json:"map_from"`
 }
 
@@ -219,6 +220,12 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 			return DomainConfig{}, fmt.Errorf("gnttab.max_maptrack_frames = %d, want 1..65536", *v)
 		}
 		gt.MaxMaptrackFrames = uint32(*v)
+	}
+	if v := fd.Gnttab.MaxWindowVMAs; v != nil {
+		if *v < MinWindowVMAs || *v > MaxWindowVMAs {
+			return DomainConfig{}, fmt.Errorf("gnttab.max_window_vmas = %d, want %d..%d", *v, MinWindowVMAs, MaxWindowVMAs)
+		}
+		gt.MaxWindowVMAs = uint32(*v)
 	}
 	dc := DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
@@ -447,6 +454,9 @@ func (c DomainConfig) Validate() error {
 	}
 	if c.Gnttab.MaxMaptrackFrames > 1<<16 {
 		return bad("gnttab max_maptrack_frames = %d, want 1..65536", c.Gnttab.MaxMaptrackFrames)
+	}
+	if w := c.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
+		return bad("gnttab max_window_vmas = %d, want %d..%d", w, MinWindowVMAs, MaxWindowVMAs)
 	}
 	return nil
 }

@@ -56,6 +56,11 @@ type GnttabConfig struct {
 	// MapFrom, if non-nil, lists the only domain ids this domain may map
 	// or copy grants from.
 	MapFrom []uint16
+	// MaxWindowVMAs is the domain's share of the process's memory
+	// mappings for its grant window ([domain.gnttab] max_window_vmas);
+	// default DefaultWindowVMAs. A map that would need more gets
+	// GNTST_no_device_space (docs/limits.md).
+	MaxWindowVMAs uint32
 }
 
 // Grant-table defaults (Xen's).
@@ -64,11 +69,32 @@ const (
 	DefaultMaptrackFrames = 1024
 )
 
+// Grant-window VMA shares. With the default, 79 default domains (one vCPU)
+// fit under the kernel's default vm.max_map_count of 65530
+// (docs/limits.md); 768 VMAs hold at least 383 mapped pages, and up to
+// 766 in one contiguous run.
+const (
+	DefaultWindowVMAs = 768
+	// MinWindowVMAs is the smallest share: the window's own reservation
+	// and one mapped page at its edge.
+	MinWindowVMAs = 2
+	// MaxWindowVMAs bounds max_window_vmas: about twice the most a window
+	// can ever need (every other page mapped: 131 073).
+	MaxWindowVMAs = 1 << 18
+)
+
 func (g GnttabConfig) maxFrames() uint32 {
 	if g.MaxFrames == 0 {
 		return DefaultGrantFrames
 	}
 	return g.MaxFrames
+}
+
+func (g GnttabConfig) windowVMAs() uint32 {
+	if g.MaxWindowVMAs == 0 {
+		return DefaultWindowVMAs
+	}
+	return g.MaxWindowVMAs
 }
 
 // Domain is one guest: a KVM VM with its RAM, vCPUs and devices. The VM
@@ -107,6 +133,13 @@ type Domain struct {
 	firstLine     chan struct{}
 	firstLineOnce sync.Once
 	stats         stats
+
+	// reserved is what the domain took from the VMM's Budget (zero until
+	// it did, and again once given back). It covers one instance at a
+	// time: a restart frees the old instance before building the new one.
+	// Written by newDomain, then by the supervisor or release, which
+	// never run at once (release waits for done).
+	reserved usage
 
 	destroyOnce sync.Once
 	// consoleLog is the open ConsoleLog file, nil without one. Its writes
@@ -175,12 +208,21 @@ func (d *Domain) Done() <-chan struct{} { return d.done }
 // valid.
 func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	d := &Domain{vmm: v, id: id, cfg: cfg, done: make(chan struct{}), firstLine: make(chan struct{}), wake: make(chan struct{})}
+	// Everything an instance is made of costs the process kernel objects:
+	// reserve them all before making any.
+	u := domainUsage(cfg)
+	if err := v.budget.take(cfg.Name, u, cfg.Gnttab.windowVMAs()); err != nil {
+		return nil, err
+	}
+	d.reserved = u
 	if d.instance, err = v.newInstance(d, 0); err != nil {
+		d.giveBudget()
 		return nil, err
 	}
 	if cfg.ConsoleLog != "" {
 		if d.consoleLog, err = os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
 			d.instance.free(d)
+			d.giveBudget()
 			return nil, fmt.Errorf("domain %q: console log: %w", cfg.Name, err)
 		}
 	}
@@ -297,7 +339,7 @@ func (inst *instance) setupGrantMemory(cfg DomainConfig) error {
 	if err := inst.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, inst.gtab.Size(), ramAddr(inst.gtab)); err != nil {
 		return err
 	}
-	if inst.window, err = newGrantWindow(); err != nil {
+	if inst.window, err = newGrantWindow(int(cfg.Gnttab.windowVMAs())); err != nil {
 		return err
 	}
 	if err := inst.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, inst.window.base); err != nil {
@@ -510,6 +552,12 @@ func (inst *instance) free(d *Domain) error {
 	return errors.Join(errs...)
 }
 
+// giveBudget returns the domain's reservation to the VMM's budget.
+func (d *Domain) giveBudget() {
+	d.vmm.budget.give(d.reserved)
+	d.reserved = usage{}
+}
+
 // release forgets the domain in Argo and the grant tables and frees its
 // instance and console log. The vCPUs must not be running.
 func (d *Domain) release() error {
@@ -520,6 +568,7 @@ func (d *Domain) release() error {
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
 		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
 		err = d.instance.free(d)
+		d.giveBudget()
 		if d.consoleLog != nil {
 			d.vmm.outMu.Lock()
 			if cerr := d.consoleLog.Close(); cerr != nil {
@@ -528,6 +577,8 @@ func (d *Domain) release() error {
 			d.consoleLog = nil
 			d.vmm.outMu.Unlock()
 		}
+		d.vmm.budget.give(d.reserved)
+		d.reserved = usage{}
 	})
 	return err
 }

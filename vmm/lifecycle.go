@@ -147,6 +147,7 @@ func (d *Domain) supervise() {
 			if err := d.instance.free(d); err != nil {
 				d.vmm.log.Warn("freeing domain", "domain", d.cfg.Name, "id", d.id, "err", err)
 			}
+			d.giveBudget()
 		}
 		d.resultMu.Lock()
 		d.restarting = false
@@ -176,24 +177,27 @@ func (d *Domain) restart(n int) error {
 		t.Stop()
 		return errRestartCancelled
 	}
-	inst, err := d.vmm.newInstance(d, n+1)
-	if err != nil {
-		return err
-	}
 	if d.hostStop.Load() {
-		inst.free(d)
 		return errRestartCancelled
 	}
 	id := d.id
 	d.vmm.argo.RemoveDomain(argo.DomainID(id))
 	d.vmm.gnttab.RemoveDomain(gnttab.DomainID(id))
+	// The old instance goes before the new one is built: the domain's
+	// budget reservation covers one instance.
+	if err := d.instance.free(d); err != nil {
+		d.vmm.log.Warn("freeing the old instance", "domain", d.cfg.Name, "id", id, "err", err)
+	}
+	inst, err := d.vmm.newInstance(d, n+1)
+	if err != nil {
+		return err
+	}
 	d.resultMu.Lock()
 	if d.hostStop.Load() {
 		d.resultMu.Unlock()
 		inst.free(d)
 		return errRestartCancelled
 	}
-	old := d.instance
 	d.releaseMu.Lock()
 	d.instance = inst
 	d.releaseMu.Unlock()
@@ -203,9 +207,6 @@ func (d *Domain) restart(n int) error {
 	d.startedAt = time.Now()
 	d.endedAt = time.Time{}
 	d.resultMu.Unlock()
-	if err := old.free(d); err != nil {
-		d.vmm.log.Warn("freeing the old instance", "domain", d.cfg.Name, "id", id, "err", err)
-	}
 	// Known to Argo and the grant tables again only now: until this
 	// point no peer could reach the new memory.
 	err = d.vmm.argo.AddDomain(argo.DomainID(id), inst.ram, d.cfg.Argo.argo())

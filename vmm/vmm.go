@@ -31,6 +31,10 @@ type Options struct {
 	// Logger receives the VMM's messages (domain started, ended, crashed,
 	// restarted, removed). Default: none.
 	Logger *slog.Logger
+	// Budget divides the process's limits among the domains
+	// (docs/limits.md). Default: a new one over ReadHostLimits. VMMs
+	// sharing a process should share one.
+	Budget *Budget
 }
 
 // VMM runs many domains in one process.
@@ -40,6 +44,7 @@ type VMM struct {
 	log    *slog.Logger
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
+	budget *Budget
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
@@ -69,7 +74,16 @@ func New(opts Options) (*VMM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VMM{sys: sys, opts: opts, log: opts.Logger, nextID: 1, byID: map[uint16]*Domain{}}
+	budget := opts.Budget
+	if budget == nil {
+		h, err := ReadHostLimits(HostSources{})
+		if err != nil {
+			sys.Close()
+			return nil, err
+		}
+		budget = NewBudget(h)
+	}
+	v := &VMM{sys: sys, opts: opts, log: opts.Logger, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -80,6 +94,9 @@ func New(opts Options) (*VMM, error) {
 	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
 }
+
+// Budget is the resource budget the VMM's domains are reserved from.
+func (v *VMM) Budget() *Budget { return v.budget }
 
 // SetHypercall installs the handler for hypercall nr. It must be called
 // before any domain is started.

@@ -135,7 +135,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		d, err := v.CreateDomain(dc)
 		if err != nil {
 			fmt.Fprintf(stderr, "argovisor: %v\n", err)
-			if errors.Is(err, vmm.ErrBadKernel) {
+			if errors.Is(err, vmm.ErrBadKernel) || errors.Is(err, vmm.ErrBadConfig) {
 				return exitUsage
 			}
 			return exitFailure
@@ -186,8 +186,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, r.Fault.RegisterDump())
 		}
 		if st := d.GnttabStats(); st != (gnttab.Stats{}) {
-			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d\n",
-				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors)
+			ws := d.GrantWindowStats()
+			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d window-vmas=%d/%d no-device-space=%d\n",
+				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors, ws.Peak, ws.Limit, ws.Refused)
 		}
 		if st := d.ArgoStats(); st != (argo.Stats{}) {
 			fmt.Fprintf(stdout, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%d\n",
