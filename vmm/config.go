@@ -22,7 +22,10 @@ var ErrBadConfig = errors.New("invalid configuration")
 
 // Config is a parsed configuration file: the domains to run, in order.
 type Config struct {
-	Path    string
+	Path string
+	// APISock is the control API socket (top-level api_sock key,
+	// relative to the file's directory); "" for none.
+	APISock string
 	Domains []DomainConfig
 }
 
@@ -68,7 +71,8 @@ type fileArgo struct {
 }
 
 type fileConfig struct {
-	Domain []fileDomain `toml:"domain" json:"domain"`
+	APISock string       `toml:"api_sock" json:"api_sock"`
+	Domain  []fileDomain `toml:"domain" json:"domain"`
 }
 
 // LoadConfig reads and validates a TOML configuration file. Relative kernel
@@ -104,6 +108,12 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	cfg := &Config{Path: path}
+	if fc.APISock != "" {
+		cfg.APISock = fc.APISock
+		if !filepath.IsAbs(cfg.APISock) {
+			cfg.APISock = filepath.Join(dir, cfg.APISock)
+		}
+	}
 	seen := map[string]bool{}
 	for i, fd := range fc.Domain {
 		where := fmt.Sprintf("domain %d", i+1)

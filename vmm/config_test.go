@@ -28,6 +28,8 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestParseConfig(t *testing.T) {
 	p := writeConfig(t, `
+api_sock = "run/api.sock"
+
 [[domain]]
 name = "ping"
 kernel = "k.elf"
@@ -62,6 +64,9 @@ map_from = ["ping"]
 	cfg, err := LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.APISock != filepath.Join(filepath.Dir(p), "run/api.sock") {
+		t.Errorf("api_sock = %q", cfg.APISock)
 	}
 	if len(cfg.Domains) != 2 {
 		t.Fatalf("%d domains", len(cfg.Domains))

@@ -149,7 +149,8 @@ type Domain struct {
 	// releaseMu guards the instance pointer against a restart's swap and
 	// the instance's freed flag. Interrupt injection holds it for reading
 	// so that the VM descriptor cannot be closed (and its number reused by
-	// another VM) under a signal raised by another domain's send. Leaf.
+	// another VM) under a signal raised by another domain's send. Lock
+	// order: after resultMu, before grantWindow.mu.
 	releaseMu sync.RWMutex
 }
 
