@@ -99,7 +99,10 @@ func (f *fakeVMM) Stats(name string) (control.DomainStats, error) {
 		Argo:            control.ArgoStats{MsgsOut: 1, ErrorsByErrno: map[string]uint64{"ECONNREFUSED": 2}}}, nil
 }
 
-func (f *fakeVMM) AllStats() []control.DomainStats { s, _ := f.Stats("ping"); return []control.DomainStats{s} }
+func (f *fakeVMM) AllStats() []control.DomainStats {
+	s, _ := f.Stats("ping")
+	return []control.DomainStats{s}
+}
 
 func (f *fakeVMM) Create(body []byte) (control.DomainInfo, error) {
 	f.created = body
