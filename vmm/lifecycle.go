@@ -43,6 +43,7 @@ type State string
 const (
 	StateCreated    State = "created"    // built, not started
 	StateRunning    State = "running"    // vCPUs running
+	StateStopping   State = "stopping"   // ended; vCPUs and state being torn down
 	StateRestarting State = "restarting" // ended; a restart is due after the back-off
 	StateExited     State = "exited"     // ended for good: the guest exited
 	StateCrashed    State = "crashed"    // ended for good: crashed
@@ -59,19 +60,21 @@ func (d *Domain) State() State {
 	if d.restarting {
 		return StateRestarting
 	}
+	if d.result.Kind == Running {
+		return StateRunning
+	}
+	select {
+	case <-d.done:
+	default:
+		return StateStopping
+	}
 	switch d.result.Kind {
 	case Exited:
 		return StateExited
 	case Crashed:
 		return StateCrashed
-	case Stopped:
-		select {
-		case <-d.done:
-			return StateStopped
-		default:
-		}
 	}
-	return StateRunning
+	return StateStopped
 }
 
 // Uptime is how long the current instance has run (until it ended, for an
@@ -130,10 +133,12 @@ func (d *Domain) supervise() {
 		r := d.result
 		d.endedAt = time.Now()
 		n := d.restarts
+		act := d.cfg.action(r)
+		// Listed as restarting from the moment the instance has ended.
+		d.restarting = act == ActionRestart && !d.hostStop.Load() && n < d.cfg.RestartLimit
 		d.resultMu.Unlock()
 		d.vmm.domainStopped(d, r)
 
-		act := d.cfg.action(r)
 		if act == ActionRestart && !d.hostStop.Load() {
 			if n >= d.cfg.RestartLimit {
 				d.vmm.log.Error("domain not restarted: restart limit reached", "domain", d.cfg.Name, "id", d.id, "restarts", n, "limit", d.cfg.RestartLimit)
@@ -166,9 +171,6 @@ var errRestartCancelled = errors.New("restart cancelled: domain stopped by the h
 // as a newly created domain.
 func (d *Domain) restart(n int) error {
 	delay := d.cfg.backoff(n)
-	d.resultMu.Lock()
-	d.restarting = true
-	d.resultMu.Unlock()
 	d.vmm.log.Warn("domain restarting", "domain", d.cfg.Name, "id", d.id, "restart", n+1, "limit", d.cfg.RestartLimit, "backoff", delay)
 	t := time.NewTimer(delay)
 	select {
