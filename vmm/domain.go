@@ -123,12 +123,17 @@ type Domain struct {
 	// resultMu guards result, restarts, restarting, startedAt and endedAt
 	// (and, with releaseMu, the instance pointer). Lock order: before
 	// releaseMu and vcpu.mu.
-	resultMu   sync.Mutex
-	result     Result
-	restarts   int
+	resultMu sync.Mutex
+	// +checklocks:resultMu
+	result Result
+	// +checklocks:resultMu
+	restarts int
+	// +checklocks:resultMu
 	restarting bool
-	startedAt  time.Time // start of the current instance
-	endedAt    time.Time
+	// +checklocks:resultMu
+	startedAt time.Time // start of the current instance
+	// +checklocks:resultMu
+	endedAt time.Time
 
 	firstLine     chan struct{}
 	firstLineOnce sync.Once
