@@ -8,7 +8,7 @@ import (
 
 // EnsureFileLimit raises RLIMIT_NOFILE so that need descriptors fit, before
 // they are opened: the soft limit up to need, and the hard limit too when
-// the process may (root). It fails, saying how to fix it, when the hard
+// the process may (CAP_SYS_RESOURCE). It fails, saying how to fix it, when the hard
 // limit is below need and cannot be raised (raising it takes
 // CAP_SYS_RESOURCE), and returns the limit it set.
 func EnsureFileLimit(need uint64) (unix.Rlimit, error) {
@@ -47,17 +47,20 @@ func planFileLimit(cur unix.Rlimit, need uint64, privileged bool) (unix.Rlimit, 
 	return cur, fmt.Errorf("RLIMIT_NOFILE hard limit %d is below the %d descriptors the domains need (raise it, e.g. ulimit -Hn %d, or run fewer or smaller domains)", cur.Max, need, need)
 }
 
-// pinFileLimit lowers the hard RLIMIT_NOFILE to the soft one, so that the
-// process can never open more descriptors than it was given at setup, even
-// without a seccomp filter.
-func pinFileLimit() error {
+// pinFileLimit sets the soft and hard RLIMIT_NOFILE to max, or with max 0
+// lowers the hard one to the soft one, so that the process never gets more
+// descriptors than it was given at setup, even without a seccomp filter.
+func pinFileLimit(max uint64) error {
 	var cur unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
 		return fmt.Errorf("getrlimit RLIMIT_NOFILE: %w", err)
 	}
-	want := unix.Rlimit{Cur: cur.Cur, Max: cur.Cur}
+	if max == 0 {
+		max = cur.Cur
+	}
+	want := unix.Rlimit{Cur: max, Max: max}
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &want); err != nil {
-		return fmt.Errorf("pin RLIMIT_NOFILE to %d: %w", cur.Cur, err)
+		return fmt.Errorf("pin RLIMIT_NOFILE to %d (it is %d/%d): %w", max, cur.Cur, cur.Max, err)
 	}
 	return checkLimit(unix.RLIMIT_NOFILE, "RLIMIT_NOFILE", func(got unix.Rlimit) bool { return got == want })
 }

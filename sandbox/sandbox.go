@@ -18,6 +18,10 @@ type Config struct {
 	// Needs are the system calls the process makes after Lockdown beyond
 	// the Go runtime's.
 	Needs Needs
+	// MaxFiles, if not 0, becomes both the soft and the hard
+	// RLIMIT_NOFILE (normally the budget EnsureFileLimit raised the limit
+	// to before setup); otherwise the hard limit is lowered to the soft.
+	MaxFiles uint64
 }
 
 // Check reports whether c can be applied here, so that a caller can refuse
@@ -57,8 +61,10 @@ func (c Config) check(deny seccomp.Action) ([]unix.SockFilter, error) {
 
 // Lockdown confines the whole process, in this order, checking each step:
 //
-//  1. the hard RLIMIT_NOFILE is lowered to the soft one (EnsureFileLimit
-//     sized it before setup), so no more descriptors can ever be had;
+//  1. RLIMIT_NOFILE is pinned: soft and hard both MaxFiles, or the hard
+//     one lowered to the soft one; it cannot go up again without
+//     CAP_SYS_RESOURCE (gone after a drop to User) and setrlimit (not on
+//     the allowlist);
 //  2. with User, the supplementary groups are cleared and every thread
 //     takes User's uid and gid (real, effective and saved), and it is
 //     checked that root cannot be regained and no capability is left;
@@ -81,7 +87,7 @@ func lockdown(c Config, deny seccomp.Action) error {
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	if err := pinFileLimit(); err != nil {
+	if err := pinFileLimit(c.MaxFiles); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	if c.User != nil {

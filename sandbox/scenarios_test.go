@@ -84,7 +84,8 @@ func vmmWorkload() error {
 		return err
 	}
 
-	if err := Lockdown(Config{Needs: runNeeds()}); err != nil {
+	// The descriptor budget of a VMM without domains (vmm.DescriptorBudget).
+	if err := Lockdown(Config{Needs: runNeeds(), MaxFiles: 64}); err != nil {
 		return err
 	}
 	fmt.Println("filtered") // write to stdout
@@ -426,21 +427,44 @@ func nofile() error {
 	} else if err == nil || !strings.Contains(err.Error(), "hard limit 1000") {
 		return fmt.Errorf("EnsureFileLimit(2000) without CAP_SYS_RESOURCE: %v, want a hard-limit error", err)
 	}
-	if err := pinFileLimit(); err != nil {
+	if err := pinFileLimit(0); err != nil {
 		return err
 	}
 	var cur unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &cur)
-	if cur.Cur != cur.Max {
-		return fmt.Errorf("after pinning RLIMIT_NOFILE is %d/%d", cur.Cur, cur.Max)
+	if cur.Cur != got.Cur || cur.Max != got.Cur {
+		return fmt.Errorf("after pinning RLIMIT_NOFILE is %d/%d, want %d/%d", cur.Cur, cur.Max, got.Cur, got.Cur)
+	}
+	if err := pinFileLimit(100); err != nil {
+		return err
+	}
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &cur)
+	if cur != (unix.Rlimit{Cur: 100, Max: 100}) {
+		return fmt.Errorf("after pinning to 100 RLIMIT_NOFILE is %d/%d", cur.Cur, cur.Max)
 	}
 	// Pinned: without CAP_SYS_RESOURCE it can no longer go up.
 	if !hasCapability(unix.CAP_SYS_RESOURCE) {
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: cur.Cur + 1, Max: cur.Max + 1}); err == nil {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 101, Max: 101}); err == nil {
 			return errors.New("raised RLIMIT_NOFILE past the pinned hard limit")
 		}
 	}
-	return nil
+	// The limit holds: descriptors up to 100 open, the next one does not.
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			if !errors.Is(err, unix.EMFILE) || len(fds) == 0 || fds[len(fds)-1] != 99 {
+				return fmt.Errorf("eventfd after %d more descriptors (last %v): %v, want EMFILE after descriptor 99", len(fds), fds[len(fds)-1:], err)
+			}
+			return nil
+		}
+		fds = append(fds, fd)
+	}
 }
 
 func serve(path string) error {

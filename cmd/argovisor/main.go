@@ -131,7 +131,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "argovisor: %v\n", err)
 		return exitUsage
 	}
-	if _, err := sandbox.EnsureFileLimit(vmm.DescriptorBudget(cfg.Domains)); err != nil {
+	sb.MaxFiles = vmm.DescriptorBudget(cfg.Domains)
+	if _, err := sandbox.EnsureFileLimit(sb.MaxFiles); err != nil {
 		fmt.Fprintf(stderr, "argovisor: %v\n", err)
 		return exitUsage
 	}
