@@ -147,16 +147,14 @@ func restrictions(pid int) map[uintptr][][]Arg {
 func rules(needs Needs, pid int) (seccomp.SyscallRules, error) {
 	all := needs.Add(Needs{Syscalls: RuntimeSyscalls()})
 	restrict := restrictions(pid)
-	if len(all.Ioctls) > 0 {
-		restrict[unix.SYS_IOCTL] = nil
-		for _, r := range all.Ioctls {
-			restrict[unix.SYS_IOCTL] = append(restrict[unix.SYS_IOCTL], []Arg{Eq(1, uint64(r))})
-		}
-	} else if slices.Contains(all.Syscalls, unix.SYS_IOCTL) {
+	switch ioctl := slices.Contains(all.Syscalls, unix.SYS_IOCTL); {
+	case ioctl && len(all.Ioctls) == 0:
 		return seccomp.SyscallRules{}, fmt.Errorf("ioctl is needed but no ioctl request is listed")
-	}
-	if len(all.Ioctls) > 0 && !slices.Contains(all.Syscalls, unix.SYS_IOCTL) {
+	case !ioctl && len(all.Ioctls) > 0:
 		return seccomp.SyscallRules{}, fmt.Errorf("ioctl requests are listed but ioctl is not")
+	}
+	for _, r := range all.Ioctls {
+		restrict[unix.SYS_IOCTL] = append(restrict[unix.SYS_IOCTL], []Arg{Eq(1, uint64(r))})
 	}
 
 	// alts[nr] == nil: allowed outright; otherwise the alternatives.
@@ -169,7 +167,7 @@ func rules(needs Needs, pid int) (seccomp.SyscallRules, error) {
 		case prev == nil || cond == nil:
 			alts[nr] = nil
 		default:
-			alts[nr] = append(prev, cond...)
+			alts[nr] = slices.Concat(prev, cond)
 		}
 	}
 	for _, nr := range all.Syscalls {

@@ -114,6 +114,9 @@ func capabilities() ([2]unix.CapUserData, error) {
 // hasCapability reports whether capability c is effective (root is not
 // always enough: a container may withhold some).
 func hasCapability(c int) bool {
+	if c < 0 || c >= 64 {
+		return false
+	}
 	caps, err := capabilities()
 	return err == nil && caps[c/32].Effective&(1<<(c%32)) != 0
 }
