@@ -53,13 +53,14 @@ type vmmProc struct {
 	code           int
 }
 
-// startVMM runs `argovisor run --api-sock SOCK args...` and waits until the
+// startVMM runs `argovisor run --api-sock SOCK --seccomp=off args...` and waits until the
 // API answers. The process is killed with the test if still running.
 func startVMM(t *testing.T, args ...string) *vmmProc {
 	t.Helper()
 	requireKVM(t)
 	p := &vmmProc{sock: filepath.Join(t.TempDir(), "api.sock"), done: make(chan struct{})}
-	p.cmd = exec.Command(cliPath, append([]string{"run", "--api-sock", p.sock}, args...)...)
+	// Building domains after start-up is off the seccomp allowlist.
+	p.cmd = exec.Command(cliPath, append([]string{"run", "--api-sock", p.sock, "--seccomp=off"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestControlAPILifecycle(t *testing.T) {
 	if st, err := os.Lstat(p.sock); err != nil || st.Mode()&fs.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
 		t.Errorf("socket %v, %v: want a socket with mode 0600", st.Mode(), err)
 	}
-	if r := runCLI(t, "run", "--api-sock", p.sock); r.code != 2 || !strings.Contains(r.stderr, "another VMM is already serving") {
+	if r := runCLI(t, "run", "--api-sock", p.sock, "--seccomp=off"); r.code != 2 || !strings.Contains(r.stderr, "another VMM is already serving") {
 		t.Errorf("second VMM on the socket: %v", r)
 	}
 

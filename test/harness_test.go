@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +168,10 @@ func runCLI(t testing.TB, args ...string) cliResult {
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// -1; SIGSYS here means the seccomp filter killed it.
+			errb.WriteString("(killed by " + ws.Signal().String() + ")\n")
+		}
 	} else if err != nil {
 		t.Fatalf("run argovisor: %v", err)
 	}

@@ -223,9 +223,6 @@ const (
 	// Per vCPU: its kvm_run mapping and, in a cgo build (-race), its
 	// thread's stack and guard page.
 	mapsPerVCPU = 3
-	// File descriptors: the VM, the RAM and grant-table memfds, and the
-	// kernel file while the domain is built.
-	filesPerDomain = 4
 	// Threads: one per vCPU, and one per VM for the kernel's KVM worker
 	// (huge-page recovery), which runs as a thread of the VMM process.
 	threadsPerDomain = 1
@@ -240,7 +237,7 @@ func domainUsage(cfg DomainConfig) usage {
 	vcpus := uint64(cfg.VCPUs)
 	win := uint64(cfg.Gnttab.windowVMAs())
 	u[resMaps] = mapsPerDomain + mapsPerVCPU*vcpus + win
-	u[resFiles] = filesPerDomain + vcpus
+	u[resFiles] = cfg.Descriptors() + 1 // and the kernel file while the domain is built
 	u[resThreads] = threadsPerDomain + vcpus
 	// RAM, the grant table, and the dead pages the window may hold after a
 	// revocation (private pages the guest can write; at most one per

@@ -20,6 +20,7 @@ import (
 	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/control"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/sandbox"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -50,9 +51,14 @@ Usage:
 run boots every domain of CONFIG.toml, prints each console line as
 "[name] line" and one summary line per domain when all have ended.
 Relative kernel paths in the config are resolved against the config
-file's directory. With --api-sock (or api_sock in the config) it keeps
-serving the control API (docs/api.md) until "ctl shutdown", SIGINT or
-SIGTERM, also when every domain has ended.
+file's directory. Once the domains are created, and before they start,
+the process is confined: core dumps off, no_new_privs, with --user (as
+root) privileges dropped to UID:GID, and a seccomp allowlist whose
+violation kills the process (--seccomp=log only logs, off installs none).
+With --api-sock (or api_sock in the config) it keeps serving the control
+API (docs/api.md) until "ctl shutdown", SIGINT or SIGTERM, also when every
+domain has ended; building domains after start-up (the API, restart
+policies) needs --seccomp=off or log.
 
 ctl is the client of that API: a table for people, --json for scripts.
 
@@ -61,9 +67,10 @@ Environment:
 
 Exit status: 0 if every domain exited with status 0 (or the VMM was shut
 down through the API); 1 if any exited non-zero, crashed or timed out;
-2 for bad usage, a bad config, an unusable kernel file, or no usable
-/dev/kvm; 130 after SIGINT and 143 after SIGTERM (every domain stopped and
-summarised first).
+2 for bad usage, a bad config, an unusable kernel file, no usable
+/dev/kvm, or a sandbox that could not be applied; 130 after SIGINT and 143
+after SIGTERM (every domain stopped and summarised first). A process the
+seccomp filter kills dies by SIGSYS.
 
 bench measures VM exits, interrupts, memcpy, Argo, a host-socket peer
 and boot in one run (each figure the median of N >= 5 runs, with its ratio
@@ -73,7 +80,8 @@ an SVG plot (default bench/results/latest.json and throughput.svg).
 Examples:
   argovisor run examples/hello.toml
   argovisor run --timeout 10s --trace-hypercalls --trace-domain hello-1 examples/hello.toml
-  argovisor run --api-sock /tmp/argovisor.sock examples/pingpong.toml
+  argovisor run --api-sock /tmp/argovisor.sock --seccomp=off examples/pingpong.toml
+  sudo argovisor run --user 65534:65534 examples/hello.toml
   argovisor ctl --api-sock /tmp/argovisor.sock list
   argovisor bench --only argo.pingpong
 
@@ -297,9 +305,15 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.apiSock, "api-sock", "", "serve the control API on the Unix socket `PATH` and keep running until shutdown")
 	fs.Var(choiceFlag{&o.logFormat, []string{"text", "json"}}, "log-format", "VMM messages on stderr as `text` or json")
 	fs.Var(choiceFlag{&o.logLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "least severe VMM message shown: debug, `info`, warn or error")
+	sbFlags := addSandboxFlags(fs.FlagSet)
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code
+	}
+	sb := sbFlags.config()
+	if err := sb.Check(); err != nil {
+		fmt.Fprintf(stderr, "argovisor run: %v\n", err)
+		return exitUsage
 	}
 	var cfg *vmm.Config
 	switch {
@@ -323,12 +337,43 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "argovisor run: --timeout does not go with a control API (use ctl stop or shutdown)")
 		return exitUsage
 	}
-	return runVMM(cfg, o, sigs, stdout, stderr)
+	// The seccomp allowlist covers domains that exist (vmm.RunningNeeds):
+	// building one later — through the API or for a restart — is off it.
+	if why := createsLater(cfg, o); why != "" {
+		if sb.Seccomp == sandbox.SeccompOn {
+			fmt.Fprintf(stderr, "argovisor run: %s builds domains after start-up, which the seccomp allowlist does not allow (docs/security.md); run it with --seccomp=off or --seccomp=log\n", why)
+			return exitUsage
+		}
+		if o.apiSock != "" {
+			sb.Needs = sb.Needs.Add(sandbox.ServeUnixSocket())
+		}
+	} else {
+		sb.MaxFiles = vmm.DescriptorBudget(cfg.Domains)
+	}
+	if _, err := sandbox.EnsureFileLimit(vmm.DescriptorBudget(cfg.Domains)); err != nil {
+		fmt.Fprintf(stderr, "argovisor: %v\n", err)
+		return exitUsage
+	}
+	return runVMM(cfg, o, sb, sigs, stdout, stderr)
+}
+
+// createsLater names what makes this run build domains after start-up
+// (the control API, or a restart policy), or returns "".
+func createsLater(cfg *vmm.Config, o runOptions) string {
+	if o.apiSock != "" {
+		return "the control API (--api-sock or api_sock)"
+	}
+	for _, d := range cfg.Domains {
+		if d.OnExit == vmm.ActionRestart || d.OnCrash == vmm.ActionRestart {
+			return fmt.Sprintf("domain %q's restart policy", d.Name)
+		}
+	}
+	return ""
 }
 
 // runVMM runs the domains of cfg (and, with an API socket, whatever the
 // API creates) and prints the summaries.
-func runVMM(cfg *vmm.Config, o runOptions, sigs chan os.Signal, stdout, stderr io.Writer) int {
+func runVMM(cfg *vmm.Config, o runOptions, sb sandbox.Config, sigs chan os.Signal, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, o.logFormat, o.logLevel)
 	consoleOut := stdout
 	if o.json {
@@ -386,6 +431,19 @@ create:
 			break
 		}
 		created = append(created, d)
+	}
+	if sig == nil && startCode == exitOK {
+		// Confine the process before any guest code runs. Load the local
+		// time zone first: slog formats times with it, and the file it
+		// comes from could not be opened afterwards.
+		_ = time.Local.String()
+		if err := sandbox.Lockdown(sb); err != nil {
+			fmt.Fprintf(stderr, "argovisor: %v\n", err)
+			return exitUsage
+		}
+		if sb.Seccomp == sandbox.SeccompLog {
+			fmt.Fprintln(stderr, "argovisor: --seccomp=log: system calls off the allowlist are allowed and logged by the kernel (dmesg, audit log)")
+		}
 	}
 	if sig == nil && startCode == exitOK {
 	start:

@@ -64,7 +64,7 @@ func TestCommandHelp(t *testing.T) {
 			}
 		}
 	}
-	if code, out, _ := runArgs("--help"); code != 0 || !strings.Contains(out, "130 after SIGINT and 143 after SIGTERM") {
+	if code, out, _ := runArgs("--help"); code != 0 || !strings.Contains(out, "130 after SIGINT and 143\nafter SIGTERM") {
 		t.Errorf("--help: exit %d\n%s", code, out)
 	}
 }
@@ -201,5 +201,24 @@ func TestCountsText(t *testing.T) {
 	}
 	if got := countsText(12, map[string]uint64{"EINVAL": 3, "ECONNREFUSED": 9}); got != "12 (ECONNREFUSED=9 EINVAL=3)" {
 		t.Errorf("countsText = %q", got)
+	}
+}
+
+// Building domains after start-up is off the seccomp allowlist: the API and
+// restart policies are refused with the default --seccomp=on, before
+// anything is opened or confined.
+func TestLateCreationNeedsSeccompOff(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "k.elf"), []byte("x"), 0o644)
+	restart := filepath.Join(dir, "r.toml")
+	os.WriteFile(restart, []byte("[[domain]]\nname = \"r\"\nkernel = \"k.elf\"\nmemory = \"16M\"\non_crash = \"restart\"\n"), 0o644)
+	for _, args := range [][]string{
+		{"run", "--api-sock", filepath.Join(dir, "a.sock")},
+		{"run", restart},
+	} {
+		code, _, errs := runArgs(args...)
+		if code != exitUsage || !strings.Contains(errs, "builds domains after start-up") || !strings.Contains(errs, "--seccomp=off") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
 	}
 }
