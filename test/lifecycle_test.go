@@ -149,3 +149,30 @@ func TestKernelFromMemoryAndConsoleLog(t *testing.T) {
 		t.Errorf("console log lacks the prefixed greeting:\n%s", b)
 	}
 }
+
+// Domain.Restart: a running domain gets a fresh instance at once.
+func TestRestartOnRequest(t *testing.T) {
+	var c console
+	v := newVMM(t, &c)
+	d := boot(t, v, vmm.DomainConfig{Name: "spin", Kernel: guest("spin")})
+	<-d.FirstOutput()
+	if err := d.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); d.Restarts() != 1 || d.State() != vmm.StateRunning; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not restarted: %d restarts, %s\n%s", d.Restarts(), d.State(), c.dump())
+		}
+	}
+	d.Stop("test")
+	res := waitResult(t, d, time.Minute)
+	if res.Kind != vmm.Stopped || res.Reason != "test" {
+		t.Errorf("result %v", res)
+	}
+	if err := d.Restart(); !errors.Is(err, vmm.ErrEnded) {
+		t.Errorf("Restart after the end: %v", err)
+	}
+	if n := len(c.of("spin")); n != 2 {
+		t.Errorf("%d console lines, want one per instance:\n%s", n, c.dump())
+	}
+}

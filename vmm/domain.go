@@ -116,6 +116,8 @@ type Domain struct {
 
 	// hostStop is set by Stop: the domain is never restarted after it.
 	hostStop atomic.Bool
+	// restartReq is set by Restart and taken by the supervisor.
+	restartReq atomic.Bool
 	// wake is closed by Stop to cut a restart back-off short.
 	wake     chan struct{}
 	wakeOnce sync.Once

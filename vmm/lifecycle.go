@@ -98,6 +98,39 @@ func (d *Domain) Restarts() int {
 	return d.restarts
 }
 
+// ErrEnded is returned by Restart for a domain that has ended for good.
+var ErrEnded = errors.New("domain has ended")
+
+// Restart stops the running instance and starts a fresh one at once, as
+// the restart policy would (same id and name; Argo and grant state torn
+// down and rebuilt), whatever the domain's on_exit/on_crash; the restart
+// limit does not hold it back, though Restarts counts it. It returns
+// without waiting; the domain is listed as restarting until the new
+// instance runs. A domain already restarting is left to it; one that has
+// ended for good cannot be restarted (ErrEnded), nor one never started.
+func (d *Domain) Restart() error {
+	if !d.started.Load() {
+		return errors.New("restart: domain never started")
+	}
+	select {
+	case <-d.done:
+		return fmt.Errorf("restart %q: %w", d.cfg.Name, ErrEnded)
+	default:
+	}
+	if d.hostStop.Load() {
+		return fmt.Errorf("restart %q: %w (stopped by the host)", d.cfg.Name, ErrEnded)
+	}
+	d.resultMu.Lock()
+	busy := d.restarting
+	d.resultMu.Unlock()
+	if busy {
+		return nil
+	}
+	d.restartReq.Store(true)
+	d.finish(Result{Kind: Stopped, Reason: "restart requested"})
+	return nil
+}
+
 // action is the policy for an instance that ended with r.
 func (c DomainConfig) action(r Result) Action {
 	switch r.Kind {
@@ -134,15 +167,27 @@ func (d *Domain) supervise() {
 		d.endedAt = time.Now()
 		n := d.restarts
 		act := d.cfg.action(r)
+		// A requested restart (Restart) happens at once and does not
+		// count against the limit.
+		requested := d.restartReq.Swap(false) && !d.hostStop.Load()
+		if requested {
+			act = ActionRestart
+		}
 		// Listed as restarting from the moment the instance has ended.
-		d.restarting = act == ActionRestart && !d.hostStop.Load() && n < d.cfg.RestartLimit
+		d.restarting = act == ActionRestart && !d.hostStop.Load() && (requested || n < d.cfg.RestartLimit)
 		d.resultMu.Unlock()
 		d.vmm.domainStopped(d, r)
 
-		if act == ActionRestart && !d.hostStop.Load() {
+		if requested {
+			if err := d.restart(n, 0); err == nil {
+				continue
+			} else if !errors.Is(err, errRestartCancelled) {
+				d.vmm.log.Error("domain restart failed", "domain", d.cfg.Name, "id", d.id, "err", err)
+			}
+		} else if act == ActionRestart && !d.hostStop.Load() {
 			if n >= d.cfg.RestartLimit {
 				d.vmm.log.Error("domain not restarted: restart limit reached", "domain", d.cfg.Name, "id", d.id, "restarts", n, "limit", d.cfg.RestartLimit)
-			} else if err := d.restart(n); err == nil {
+			} else if err := d.restart(n, d.cfg.backoff(n)); err == nil {
 				continue
 			} else if !errors.Is(err, errRestartCancelled) {
 				d.vmm.log.Error("domain restart failed", "domain", d.cfg.Name, "id", d.id, "err", err)
@@ -164,13 +209,12 @@ func (d *Domain) supervise() {
 
 var errRestartCancelled = errors.New("restart cancelled: domain stopped by the host")
 
-// restart waits for the back-off of restart number n, then replaces the
+// restart waits for delay before restart number n, then replaces the
 // instance with a fresh one and starts it. Argo and grant-table state were
 // torn down when the instance stopped; now the domain is forgotten and
 // added again, so it comes back with no rings, grants or mappings, exactly
 // as a newly created domain.
-func (d *Domain) restart(n int) error {
-	delay := d.cfg.backoff(n)
+func (d *Domain) restart(n int, delay time.Duration) error {
 	d.vmm.log.Warn("domain restarting", "domain", d.cfg.Name, "id", d.id, "restart", n+1, "limit", d.cfg.RestartLimit, "backoff", delay)
 	t := time.NewTimer(delay)
 	select {
