@@ -34,12 +34,16 @@ type Stats struct {
 	Rings                                         int64 // registered now
 	MsgsOut, BytesOut, MsgsIn, BytesIn            uint64
 	EAGAINs, Notifies, Signals, Registers, Errors uint64
+	// Suppressed counts messages that arrived in this domain's
+	// extended-header rings without a VIRQ (rx_flags/rx_event said so).
+	Suppressed uint64
 }
 
 type stats struct {
 	rings                                         atomic.Int64
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
+	suppressed                                    atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -47,7 +51,7 @@ func (s *stats) snapshot() Stats {
 		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
-		Errors: s.errors.Load(),
+		Errors: s.errors.Load(), Suppressed: s.suppressed.Load(),
 	}
 }
 
@@ -90,6 +94,12 @@ type Argo struct {
 	// state holds the Argo state of domains that have it (Xen's d->argo).
 	// +checklocks:l1
 	state map[DomainID]*domainArgo
+
+	// raceHook, set only by tests before any operation, runs inside a
+	// send to an extended-header ring between its first reading of
+	// rx_ptr and the -EAGAIN decision, so a test can put a reader's
+	// rx_ptr store in the window the tx_wanted protocol must cover.
+	raceHook func()
 }
 
 // New makes an empty Argo. signal raises a domain's VIRQ; it is called

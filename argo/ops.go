@@ -50,7 +50,7 @@ func (a *Argo) registerRing(c Caller, me *domainInfo, regAddr, gfnAddr, npages, 
 	if npages > 0 && c.ReadGuest(gfnAddr, gfnBytes) != nil {
 		return -EFAULT
 	}
-	if flags&^RegisterFailExist != 0 {
+	if flags&^registerFlags != 0 {
 		return -EINVAL
 	}
 	var rb [sizeofRegisterRing]byte
@@ -129,13 +129,15 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		tx = uint32(rx)
 		mem.publishTx(tx)
 	}
+	ext := flags&RegisterExtHeader != 0
 	if old != nil {
 		old.l3.Lock()
-		old.mem, old.tx = mem, tx
+		old.mem, old.tx, old.ext = mem, tx, ext
+		old.syncWanted()
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, ext))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -327,12 +329,31 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	if uint64(r.len) <= MsgHeaderSize+roundup16(total) {
 		return -EMSGSIZE
 	}
+	slot := roundup16(total) + MsgHeaderSize
 	rx := r.sanitizedRx()
-	if roundup16(total)+MsgHeaderSize >= uint64(r.freeSpace(rx)) {
+	if slot >= uint64(r.freeSpace(rx)) && r.ext {
+		if a.raceHook != nil {
+			a.raceHook()
+		}
+		// Extended header: tell the reader a sender waits, then look at
+		// rx_ptr again. The reader stores rx_ptr and then reads
+		// tx_wanted, so either it sees the announcement (and notifies)
+		// or this second read sees the space it freed.
+		r.announceWanted(uint32(slot))
+		if rx = r.sanitizedRx(); slot < uint64(r.freeSpace(rx)) {
+			r.syncWanted()
+		}
+	}
+	if slot >= uint64(r.freeSpace(rx)) {
 		st.info.stats.eagains.Add(1)
-		return a.queuePendingLocked(st, r, uint32(total))
+		ret := a.queuePendingLocked(st, r, uint32(total))
+		if r.ext {
+			a.wakeFittingLocked(dst, r, sig)
+		}
+		return ret
 	}
 	// Header, then the payload; nothing is visible until tx_ptr moves.
+	oldTx := r.tx
 	tx := r.tx
 	var hdr [MsgHeaderSize]byte
 	le.PutUint32(hdr[0:], uint32(total)+MsgHeaderSize)
@@ -366,7 +387,16 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	st.info.stats.bytesOut.Add(total)
 	dst.info.stats.msgsIn.Add(1)
 	dst.info.stats.bytesIn.Add(total)
-	sig.add(dst.id)
+	if r.wantIRQ(oldTx, tx) {
+		sig.add(dst.id)
+	} else {
+		dst.info.stats.suppressed.Add(1)
+	}
+	if r.ext {
+		// The VMM sees rx_ptr on every send: wake space waiters
+		// without waiting for the reader's notify.
+		a.wakeFittingLocked(dst, r, sig)
+	}
 	return int64(total)
 }
 
@@ -377,12 +407,15 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
 	if i := r.findPending(st.id); i >= 0 {
 		r.pending[i].need = max(r.pending[i].need, need)
+		r.syncWanted()
 		return -EAGAIN
 	}
 	if len(r.pending) >= MaxPendingPerRing {
+		r.syncWanted() // undo a sender's announcement (sendLocked)
 		return -EBUSY
 	}
 	r.pending = append(r.pending, pendingEnt{dom: st.id, need: need})
+	r.syncWanted()
 	if r.wildcard() {
 		st.wildcardL2.Lock()
 		st.wildcardPending[ringRef{owner: r.owner, port: r.key.port}] = struct{}{}
@@ -449,22 +482,7 @@ func (a *Argo) wakeWaitersOn(st *domainArgo, sig *signals) {
 	defer st.ringsL2.RUnlock()
 	for _, r := range st.rings {
 		r.l3.Lock()
-		if len(r.pending) > 0 {
-			space := r.payloadSpace()
-			for i := 0; i < len(r.pending); {
-				p := r.pending[i]
-				if p.need > space {
-					i++
-					continue
-				}
-				r.removePending(i)
-				if r.wildcard() {
-					a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
-				}
-				sig.add(p.dom)
-				st.info.stats.signals.Add(1)
-			}
-		}
+		a.wakeFittingLocked(st, r, sig)
 		r.l3.Unlock()
 	}
 }
@@ -487,6 +505,13 @@ func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, u
 		flags |= RingShared
 	}
 	space := r.payloadSpace()
+	if need <= mms && space < need && r.ext {
+		// As in sendLocked: announce in tx_wanted, then look again.
+		r.announceWanted(uint32(roundup16(uint64(need)) + MsgHeaderSize))
+		if space = r.payloadSpace(); space >= need {
+			r.syncWanted()
+		}
+	}
 	switch {
 	case need > mms:
 		flags |= RingEMsgSize

@@ -32,13 +32,19 @@ type ring struct {
 	// pending are the space requests, at most MaxPendingPerRing.
 	// +checklocks:l3
 	pending []pendingEnt
+	// ext is set for a ring registered with RegisterExtHeader: the VMM
+	// then honours the receiver's rx_flags and rx_event and publishes
+	// tx_wanted (ext.go). Without it the reserved bytes are never touched.
+	// +checklocks:l3
+	ext bool
 }
 
-func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem) *ring {
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, ext bool) *ring {
 	r := &ring{owner: owner, key: key}
 	r.l3.Init(classL3)
 	r.l3.Lock()
-	r.len, r.tx, r.mem = length, tx, mem
+	r.len, r.tx, r.mem, r.ext = length, tx, mem, ext
+	r.syncWanted()
 	r.l3.Unlock()
 	return r
 }
@@ -142,4 +148,5 @@ func (r *ring) removePending(i int) {
 	last := len(r.pending) - 1
 	r.pending[i] = r.pending[last]
 	r.pending = r.pending[:last]
+	r.syncWanted()
 }
