@@ -29,6 +29,8 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	case OpNotify:
 		ret = a.notify(c, me, arg1, arg2, arg3, arg4)
 		me.stats.notifies.Add(1)
+	case OpSendvBatch:
+		ret = a.sendvBatch(c, me, arg1, arg2, arg3, arg4)
 	default:
 		return -EOPNOTSUPP
 	}
@@ -258,6 +260,19 @@ func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType 
 	if c.ReadGuest(addrAddr, ab[:]) != nil {
 		return -EFAULT
 	}
+	var sig signals
+	ret := a.sendOne(c, me, &ab, iovAddr, niov, uint32(msgType), &sig)
+	a.raise(&sig)
+	return ret
+}
+
+// sendOne is sendv once its send_addr has been read: every later check in
+// Xen's order, then the copy. sendv and the batched send share it, so a
+// message in a batch gets exactly the result sendv would give it. Domains
+// to signal are added to sig. Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAddr, niov uint64, msgType uint32, sig *signals) int64 {
+	a.assertReadL1()
 	if niov > MaxIOV {
 		return -EINVAL
 	}
@@ -294,10 +309,7 @@ func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType 
 		b := ib[i*sizeofIOV:]
 		iovs[i] = iov{addr: le.Uint64(b), len: le.Uint32(b[8:]), pad: le.Uint32(b[12:])}
 	}
-	var sig signals
-	ret := a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], uint32(msgType), &sig)
-	a.raise(&sig)
-	return ret
+	return a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], msgType, sig)
 }
 
 // sendLocked looks up the ring, checks the iovs and space, and copies the
