@@ -37,13 +37,16 @@ type Stats struct {
 	// Suppressed counts messages that arrived in this domain's
 	// extended-header rings without a VIRQ (rx_flags/rx_event said so).
 	Suppressed uint64
+	// Waits counts wait operations that found all their rings;
+	// WaitsBlocked those of them that slept at least once.
+	Waits, WaitsBlocked uint64
 }
 
 type stats struct {
 	rings                                         atomic.Int64
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
-	suppressed                                    atomic.Uint64
+	suppressed, waits, waitsBlocked               atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -52,6 +55,7 @@ func (s *stats) snapshot() Stats {
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
 		Errors: s.errors.Load(), Suppressed: s.suppressed.Load(),
+		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(),
 	}
 }
 
@@ -63,6 +67,7 @@ type domainInfo struct {
 	wildcard bool
 	sendTo   map[DomainID]bool // nil: may send anywhere
 	stats    *stats
+	wq       *waitq // the domain's vCPUs waiting in OpWait/OpSendWait
 }
 
 func (d *domainInfo) maySendTo(dst DomainID) bool {
@@ -76,6 +81,7 @@ var (
 	classSendL2     = hsync.NewClass("send_L2")
 	classWildcardL2 = hsync.NewClass("wildcard_L2")
 	classL3         = hsync.NewClass("L3")
+	classWaitq      = hsync.NewClass("waitq")
 )
 
 // Argo is the Argo state of one VMM: every domain's rings and the global L1
@@ -120,7 +126,7 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	if id == DomainAny {
 		return fmt.Errorf("argo: domain id %#x is reserved", id)
 	}
-	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}}
+	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}, wq: newWaitq()}
 	if p.SendTo != nil {
 		info.sendTo = map[DomainID]bool{}
 		for _, d := range p.SendTo {
@@ -210,12 +216,29 @@ type ringRef struct {
 	port  uint32
 }
 
-// signals collects the domains to signal once the locks are dropped. It
-// is a value type with room for the common case so that an operation that
-// signals one or two domains does not allocate.
+// signals collects the domains to signal, and the wait queues to wake,
+// once the locks are dropped. It is a value type with room for the common
+// case so that an operation that signals one or two domains does not
+// allocate.
 type signals struct {
-	buf [4]DomainID
-	ids []DomainID
+	buf   [4]DomainID
+	ids   []DomainID
+	qbuf  [2]*waitq
+	wakes []*waitq
+}
+
+// wake adds a domain's wait queue: data arrived in one of its rings (or a
+// ring of it went away), whether or not a VIRQ is raised for it.
+func (s *signals) wake(q *waitq) {
+	if s.wakes == nil {
+		s.wakes = s.qbuf[:0]
+	}
+	for _, x := range s.wakes {
+		if x == q {
+			return
+		}
+	}
+	s.wakes = append(s.wakes, q)
 }
 
 func (s *signals) add(id DomainID) {
@@ -243,6 +266,9 @@ func (s *signals) remove(id DomainID) {
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {
+	for _, q := range s.wakes {
+		q.wake()
+	}
 	for _, id := range s.ids {
 		if h := a.host.Load(); id == HostDomain && h != nil {
 			h.signalled()

@@ -11,6 +11,9 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	if arg3 > math.MaxUint32 || arg4 > math.MaxUint32 {
 		return -EINVAL
 	}
+	if cmd == OpWait || cmd == OpSendWait {
+		return a.waitOp(c, cmd, arg1, arg2, arg3, arg4) // may sleep: no L1 held across
+	}
 	a.l1.RLock()
 	defer a.l1.RUnlock()
 	me := a.known[c.Domain()]
@@ -176,6 +179,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 	r.pending = nil
 	r.mem = nil
 	r.l3.Unlock()
+	sig.wake(st.info.wq) // a vCPU waiting on this ring gets -ENOENT
 }
 
 // forgetWildcardPending drops a waiter's reference to a wildcard ring it
@@ -399,6 +403,7 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	st.info.stats.bytesOut.Add(total)
 	dst.info.stats.msgsIn.Add(1)
 	dst.info.stats.bytesIn.Add(total)
+	sig.wake(dst.info.wq)
 	if r.wantIRQ(oldTx, tx) {
 		sig.add(dst.id)
 	} else {

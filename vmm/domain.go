@@ -90,12 +90,21 @@ type Domain struct {
 // stats are per-domain counters, updated atomically from vCPU goroutines.
 type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
+	virqs                                                atomic.Uint64
 }
 
 // Stats is a snapshot of a domain's counters.
 type Stats struct {
 	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
+	// VIRQs counts VIRQs the domain's local APIC accepted (several may
+	// merge into one delivery to the guest).
+	VIRQs uint64
 }
+
+// Exits is the number of transitions the guest made into the VMM: port
+// I/O (hypercalls, console, exit) and MMIO exits. Kicks and other exits
+// the VMM caused itself are not counted.
+func (s Stats) Exits() uint64 { return s.PIOExits + s.MMIOExits }
 
 // ID is the domain id (1, 2, … in creation order).
 func (d *Domain) ID() uint16 { return d.id }
@@ -114,7 +123,7 @@ func (d *Domain) Stats() Stats {
 	return Stats{
 		PIOExits: d.stats.pioExits.Load(), MMIOExits: d.stats.mmioExits.Load(),
 		UnknownPorts: d.stats.unknownPorts.Load(), Hypercalls: d.stats.hypercalls.Load(),
-		Kicks: d.stats.kicks.Load(),
+		Kicks: d.stats.kicks.Load(), VIRQs: d.stats.virqs.Load(),
 	}
 }
 
@@ -190,7 +199,7 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 		}
-		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
 		vc.hc.VCPUContext = &vc.ctx
 		d.vcpus = append(d.vcpus, vc)
 		if err := d.initVCPU(cpu, i, cpuid); err != nil {
@@ -363,7 +372,13 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 	if d.released {
 		return false, nil
 	}
-	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	delivered, err = d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	if delivered {
+		// A hypercall blocked on that vCPU returns, so the guest can
+		// take the interrupt.
+		d.vcpus[cpu].interrupt()
+	}
+	return delivered, err
 }
 
 // TSCKHz is the guest TSC frequency in kHz, for converting guest-measured
@@ -371,7 +386,13 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 func (d *Domain) TSCKHz() (uint64, error) { return d.vcpus[0].ctx.cpu.TSCKHz() }
 
 // InjectVIRQ raises the domain's VIRQ on vCPU 0.
-func (d *Domain) InjectVIRQ() (bool, error) { return d.InjectInterrupt(0, VIRQVector) }
+func (d *Domain) InjectVIRQ() (bool, error) {
+	delivered, err := d.InjectInterrupt(0, VIRQVector)
+	if delivered {
+		d.stats.virqs.Add(1)
+	}
+	return delivered, err
+}
 
 func (d *Domain) emitLine(line string) {
 	d.firstLineOnce.Do(func() { close(d.firstLine) })
