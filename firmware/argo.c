@@ -53,7 +53,8 @@ long argo_ring_recv(struct argo_ring *ring, uint32_t ring_len, void *buf, uint32
     return (long)plen;
 }
 
-struct argo_ring *argo_ring_create(uint32_t aport, uint16_t partner, uint32_t len, long *err)
+static struct argo_ring *ring_create(uint32_t aport, uint16_t partner, uint32_t len, long *err,
+                                     uint32_t flags)
 {
     uint32_t npages = argo_ring_pages(len);
     struct argo_ring *ring = guest_alloc_pages(npages);
@@ -64,11 +65,72 @@ struct argo_ring *argo_ring_create(uint32_t aport, uint16_t partner, uint32_t le
         for (uint32_t i = 0; i < npages; i++)
             gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
         struct argo_register_ring reg = { .aport = aport, .partner_id = partner, .len = len };
-        ret = argo_register_ring(&reg, gfns, npages, 0);
+        ret = argo_register_ring(&reg, gfns, npages, flags);
     }
     if (err)
         *err = ret;
     return ret == 0 ? ring : NULL;
+}
+
+struct argo_ring *argo_ring_create(uint32_t aport, uint16_t partner, uint32_t len, long *err)
+{
+    return ring_create(aport, partner, len, err, 0);
+}
+
+struct argo_ring *argo_ring_create_ext(uint32_t aport, uint16_t partner, uint32_t len, long *err)
+{
+    return ring_create(aport, partner, len, err, ARGO_REGISTER_FLAG_EXT_HEADER);
+}
+
+/* rx_ptr as the VMM sanitises it. */
+static uint32_t sane_rx(const struct argo_ring *ring, uint32_t ring_len)
+{
+    uint32_t rx = (__atomic_load_n(&ring->rx_ptr, __ATOMIC_RELAXED) + 15u) & ~15u;
+    return rx >= ring_len ? 0 : rx;
+}
+
+int argo_ring_arm(struct argo_ring *ring, uint32_t ring_len, uint32_t after)
+{
+    uint32_t rx = sane_rx(ring, ring_len);
+    after = (after + 15u) & ~15u;
+    if (after >= ring_len)
+        after = 0;
+    uint32_t ev = rx + after;
+    if (ev >= ring_len)
+        ev -= ring_len;
+    /* The index before the flag: a VMM that sees the flag sees the index. */
+    __atomic_store_n(&ring->rx_event, ev, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&ring->rx_flags, ARGO_RX_F_EVENT, __ATOMIC_SEQ_CST);
+    /* Publish, then re-check: the stores above are ordered before the
+     * load of tx_ptr below (mfence), as the VMM orders its tx_ptr store
+     * before its rx_event load. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t tx = __atomic_load_n(&ring->tx_ptr, __ATOMIC_SEQ_CST);
+    if (tx >= ring_len || (tx & 15u))
+        return 1; /* let the reader see (and report) the bad ring */
+    uint32_t avail = (tx + ring_len - rx) % ring_len;
+    return avail > after;
+}
+
+int argo_ring_notify_needed(struct argo_ring *ring, uint32_t ring_len)
+{
+    /* The reader's rx_ptr store comes before this load of tx_ptr's
+     * counterpart: the VMM stores tx_wanted, then reads rx_ptr again. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t want = __atomic_load_n(&ring->tx_wanted, __ATOMIC_SEQ_CST);
+    if (want == 0)
+        return 0;
+    uint32_t rx = sane_rx(ring, ring_len);
+    uint32_t tx = __atomic_load_n(&ring->tx_ptr, __ATOMIC_ACQUIRE);
+    if (tx >= ring_len || (tx & 15u))
+        return 1;
+    uint32_t space = rx == tx ? ring_len : (rx + ring_len - tx) % ring_len;
+    return want < space; /* Xen's fit rule: slot bytes < free bytes */
+}
+
+long argo_notify_if_needed(struct argo_ring *ring, uint32_t ring_len)
+{
+    return argo_ring_notify_needed(ring, ring_len) ? argo_notify(NULL) : 0;
 }
 
 long argo_send(uint16_t domid, uint32_t dst_port, uint32_t src_port, const void *buf,
