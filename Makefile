@@ -29,13 +29,14 @@ run: build guests
 test: build guests vet checklocks lockdep
 	$(GO) test $(GOFLAGS) -race -count=1 ./...
 
-# gVisor's checklocks analyzer over the Argo lock annotations. -inferred=false:
+# gVisor's checklocks analyzer over the Argo, grant-table and VMM (grant window)
+# lock annotations. -inferred=false:
 # only declared guards are checked (not guesses about immutable fields).
 bin/checklocks: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/checklocks gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
 
 checklocks: bin/checklocks
-	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/...
+	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/... ./vmm/...
 
 # The Argo and grant-table tests with gVisor's lock validator (order
 # inversions, unnamed nesting) and the lock-state assertions compiled in.

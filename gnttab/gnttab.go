@@ -15,18 +15,28 @@ type (
 	Caller = hcall.Caller
 )
 
+// ErrNoSpace is what Window.Map returns (wrapped) when the grantee's share
+// of the host's mapping resources is spent: the element gets
+// GNTST_no_device_space, and an unmap makes room again.
+var ErrNoSpace = errors.New("gnttab: no space left in the grant window's budget")
+
 // Window maps granted frames into a grantee's grant window. GrantTables
 // calls it with its own locks held: an implementation must not call back
 // into GrantTables. Calls concerning one grantee never overlap (they are
 // serialised by that grantee's maptrack lock or by the global lock).
 type Window interface {
 	// Map makes grantee's GPA gpa show granter's frame gfn, read-only if ro.
+	// An error wrapping ErrNoSpace means the grantee's mapping budget is
+	// spent (GNTST_no_device_space); any other error is
+	// GNTST_general_error. Either way nothing is mapped.
 	Map(grantee DomainID, gpa uint64, granter DomainID, gfn uint64, ro bool) error
 	// Unmap puts inaccessible pages back at gpas (one batch; the
-	// implementation coalesces contiguous runs).
+	// implementation coalesces contiguous runs). It never fails for lack
+	// of budget: an unmap only ever gives budget back.
 	Unmap(grantee DomainID, gpas []uint64) error
 	// Revoke replaces the mappings at gpas with a dead page (reads zeros,
 	// writes discarded): used when the granter dies or a policy revokes.
+	// Like Unmap it never fails for lack of budget.
 	Revoke(grantee DomainID, gpas []uint64) error
 	// Valid reports whether gpa is a page-aligned address inside grantee's
 	// grant window usable for a mapping of this kind (read-only maps live

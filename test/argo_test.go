@@ -103,27 +103,6 @@ func mustMatch(t *testing.T, c *console, name string, re *regexp.Regexp) []strin
 	return m
 }
 
-// waitLine waits until domain d prints a line matching re.
-func waitLine(t *testing.T, c *console, d *vmm.Domain, re *regexp.Regexp, limit time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if m := c.match(d.Name(), re); m != nil {
-			return m
-		}
-		select {
-		case <-d.Done():
-			if m := c.match(d.Name(), re); m != nil {
-				return m
-			}
-			t.Fatalf("%s ended (%v) without printing /%v/\n%s", d.Name(), d.Result(), re, c.dump())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	t.Fatalf("%s did not print /%v/ within %v\n%s", d.Name(), re, limit, c.dump())
-	return nil
-}
-
 func atoi(t *testing.T, s string) uint64 {
 	t.Helper()
 	n, err := strconv.ParseUint(s, 10, 64)
@@ -498,7 +477,7 @@ func TestArgoDestroyMidTraffic(t *testing.T) {
 	}
 	specs = append(specs, pingPongSpecs("bystander-", 40000)...)
 	ds := startDomains(t, v, specs...)
-	waitLine(t, &c, ds["sender"], regexp.MustCompile(`^killme: sent 2000 messages$`), 2*time.Minute)
+	waitFor(t, &c, ds["sender"], regexp.MustCompile(`^killme: sent 2000 messages$`), 2*time.Minute)
 	// The bystanders must still be exchanging when the victim dies.
 	if ds["bystander-ping"].Result().Kind != vmm.Running {
 		t.Fatalf("the bystander pair ended before the victim was stopped; raise its count\n%s", c.dump())

@@ -40,6 +40,7 @@ type fileDomain struct {
 type fileGnttab struct {
 	MaxFrames         *int64   `toml:"max_frames"`
 	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames"`
+	MaxWindowVMAs     *int64   `toml:"max_window_vmas"`
 	MapFrom           []string `toml:"map_from"`
 }
 
@@ -163,6 +164,12 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 				return nil, bad("%s: gnttab.max_maptrack_frames = %d, want 1..65536", where, *v)
 			}
 			gt.MaxMaptrackFrames = uint32(*v)
+		}
+		if v := fd.Gnttab.MaxWindowVMAs; v != nil {
+			if *v < MinWindowVMAs || *v > MaxWindowVMAs {
+				return nil, bad("%s: gnttab.max_window_vmas = %d, want %d..%d", where, *v, MinWindowVMAs, MaxWindowVMAs)
+			}
+			gt.MaxWindowVMAs = uint32(*v)
 		}
 		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
 	}

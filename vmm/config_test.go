@@ -50,6 +50,7 @@ enabled = false
 [domain.gnttab]
 max_frames = 8
 max_maptrack_frames = 2
+max_window_vmas = 100
 map_from = ["ping"]
 `)
 	cfg, err := LoadConfig(p)
@@ -72,10 +73,10 @@ map_from = ["ping"]
 	if !d0.Argo.Wildcard || d0.Argo.Disabled || len(d0.Argo.SendTo) != 2 || d0.Argo.SendTo[0] != 2 || d0.Argo.SendTo[1] != 1 {
 		t.Errorf("domain 0 argo = %+v", d0.Argo)
 	}
-	if d1.Gnttab.MaxFrames != 8 || d1.Gnttab.MaxMaptrackFrames != 2 || len(d1.Gnttab.MapFrom) != 1 || d1.Gnttab.MapFrom[0] != 1 {
+	if d1.Gnttab.MaxFrames != 8 || d1.Gnttab.MaxMaptrackFrames != 2 || d1.Gnttab.MaxWindowVMAs != 100 || len(d1.Gnttab.MapFrom) != 1 || d1.Gnttab.MapFrom[0] != 1 {
 		t.Errorf("domain 1 gnttab = %+v", d1.Gnttab)
 	}
-	if d0.Gnttab.MaxFrames != 0 || d0.Gnttab.MapFrom != nil {
+	if d0.Gnttab.MaxFrames != 0 || d0.Gnttab.MaxWindowVMAs != 0 || d0.Gnttab.MapFrom != nil {
 		t.Errorf("domain 0 gnttab = %+v (defaults: 0 = Xen's default, nil = any)", d0.Gnttab)
 	}
 	if !d1.Argo.Disabled || d1.Argo.Wildcard || d1.Argo.SendTo != nil {
@@ -132,6 +133,8 @@ func TestConfigErrors(t *testing.T) {
 		{"gnttab max_frames 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 0\n", "max_frames = 0"},
 		{"gnttab max_frames too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 5000\n", "max_frames = 5000"},
 		{"gnttab maptrack 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_maptrack_frames = 0\n", "max_maptrack_frames = 0"},
+		{"gnttab window 1", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_window_vmas = 1\n", "max_window_vmas = 1, want 2..262144"},
+		{"gnttab window too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_window_vmas = 300000\n", "max_window_vmas = 300000"},
 		{"gnttab unknown map_from", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmap_from = [\"zz\"]\n", "unknown domain \"zz\""},
 		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
 		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},

@@ -34,6 +34,11 @@ type GnttabConfig struct {
 	// MapFrom, if non-nil, lists the only domain ids this domain may map
 	// or copy grants from.
 	MapFrom []uint16
+	// MaxWindowVMAs is the domain's share of the process's memory
+	// mappings for its grant window ([domain.gnttab] max_window_vmas);
+	// default DefaultWindowVMAs. A map that would need more gets
+	// GNTST_no_device_space (docs/limits.md).
+	MaxWindowVMAs uint32
 }
 
 // Grant-table defaults (Xen's).
@@ -42,11 +47,32 @@ const (
 	DefaultMaptrackFrames = 1024
 )
 
+// Grant-window VMA shares. With the default, 79 default domains (one vCPU)
+// fit under the kernel's default vm.max_map_count of 65530
+// (docs/limits.md); 768 VMAs hold at least 383 mapped pages, and up to
+// 766 in one contiguous run.
+const (
+	DefaultWindowVMAs = 768
+	// MinWindowVMAs is the smallest share: the window's own reservation
+	// and one mapped page at its edge.
+	MinWindowVMAs = 2
+	// MaxWindowVMAs bounds max_window_vmas: about twice the most a window
+	// can ever need (every other page mapped: 131 073).
+	MaxWindowVMAs = 1 << 18
+)
+
 func (g GnttabConfig) maxFrames() uint32 {
 	if g.MaxFrames == 0 {
 		return DefaultGrantFrames
 	}
 	return g.MaxFrames
+}
+
+func (g GnttabConfig) windowVMAs() uint32 {
+	if g.MaxWindowVMAs == 0 {
+		return DefaultWindowVMAs
+	}
+	return g.MaxWindowVMAs
 }
 
 // Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
@@ -77,6 +103,10 @@ type Domain struct {
 	firstLine     chan struct{}
 	firstLineOnce sync.Once
 	stats         stats
+
+	// reserved is what the domain took from the VMM's Budget (zero until
+	// it did); release gives it back.
+	reserved usage
 
 	destroyOnce sync.Once
 
@@ -146,6 +176,9 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if cfg.Memory < KernelBase+stacks+PageSize {
 		return nil, fmt.Errorf("domain %q: memory %d bytes is too small for %d vCPU stacks", cfg.Name, cfg.Memory, cfg.VCPUs)
 	}
+	if w := cfg.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
+		return nil, fmt.Errorf("%w: domain %q: gnttab max_window_vmas = %d, want %d..%d", ErrBadConfig, cfg.Name, w, MinWindowVMAs, MaxWindowVMAs)
+	}
 	params, err := encodeParams(cfg.Params)
 	if err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
@@ -162,6 +195,13 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 			d.release()
 		}
 	}()
+	// Everything below costs the process kernel objects: reserve them all
+	// before making any.
+	u := domainUsage(cfg)
+	if err := v.budget.take(cfg.Name, u, cfg.Gnttab.windowVMAs()); err != nil {
+		return nil, err
+	}
+	d.reserved = u
 	if d.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
@@ -237,7 +277,7 @@ func (d *Domain) setupGrantMemory() error {
 	if err := d.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, d.gtab.Size(), ramAddr(d.gtab)); err != nil {
 		return err
 	}
-	if d.window, err = newGrantWindow(); err != nil {
+	if d.window, err = newGrantWindow(int(d.cfg.Gnttab.windowVMAs())); err != nil {
 		return err
 	}
 	if err := d.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, d.window.base); err != nil {
@@ -433,6 +473,8 @@ func (d *Domain) release() error {
 		if err := d.window.close(); err != nil {
 			errs = append(errs, err)
 		}
+		d.vmm.budget.give(d.reserved)
+		d.reserved = usage{}
 	})
 	return errors.Join(errs...)
 }

@@ -83,3 +83,6 @@ func (d *Domain) GnttabStats() gnttab.Stats {
 	s, _ := d.vmm.gnttab.Stats(gnttab.DomainID(d.id))
 	return s
 }
+
+// GrantWindowStats returns the domain's grant-window budget counters.
+func (d *Domain) GrantWindowStats() WindowStats { return d.window.stats() }

@@ -21,6 +21,10 @@ type Options struct {
 	Console func(d *Domain, line string)
 	// TraceHypercalls, if set, receives one line per hypercall.
 	TraceHypercalls io.Writer
+	// Budget divides the process's limits among the domains
+	// (docs/limits.md). Default: a new one over ReadHostLimits. VMMs
+	// sharing a process should share one.
+	Budget *Budget
 }
 
 // VMM runs many domains in one process.
@@ -29,6 +33,7 @@ type VMM struct {
 	opts   Options
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
+	budget *Budget
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
@@ -57,7 +62,16 @@ func New(opts Options) (*VMM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VMM{sys: sys, opts: opts, nextID: 1, byID: map[uint16]*Domain{}}
+	budget := opts.Budget
+	if budget == nil {
+		h, err := ReadHostLimits(HostSources{})
+		if err != nil {
+			sys.Close()
+			return nil, err
+		}
+		budget = NewBudget(h)
+	}
+	v := &VMM{sys: sys, opts: opts, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
 	v.hypercalls[HypercallNull] = nullHypercall
@@ -65,6 +79,9 @@ func New(opts Options) (*VMM, error) {
 	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
 }
+
+// Budget is the resource budget the VMM's domains are reserved from.
+func (v *VMM) Budget() *Budget { return v.budget }
 
 // SetHypercall installs the handler for hypercall nr. It must be called
 // before any domain is started.
