@@ -135,7 +135,6 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
     int connected = 0;
     uint32_t niov = (uint32_t)guest_param_u64("niov", 1);
     struct argo_iov iov[ARGO_MAXIOV];
-    guest_printf("stream: sending %lu msgs of %u bytes\n", (unsigned long)count, size);
     struct argo_send_addr addr = {
         .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
         .dst = { .aport = port, .domain_id = peer },
@@ -161,6 +160,7 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
         guest_puts("stream: out of memory");
         return 1;
     }
+    guest_printf("stream: sending %lu msgs of %u bytes\n", (unsigned long)count, size);
     uint64_t t0 = guest_rdtsc();
     for (uint64_t i = 0; i < count;) {
         fill(buf, (uint32_t)i, size);
