@@ -323,6 +323,8 @@ static long send_wait_peer(const void *buf, uint32_t len, uint32_t type)
     struct argo_addr mine = { .aport = port, .domain_id = peer };
     for (;;) {
         long r = argo_send_wait(&ent, &mine, 1, ARGO_WAIT_FOREVER);
+        if (ent.result == -ECANCELED)
+            return r; /* the call failed its checks before sending */
         if (ent.result == -EAGAIN) {
             guest_wait_for_interrupt(); /* the space VIRQ */
             continue;
