@@ -27,6 +27,10 @@ type Policy struct {
 	// SendTo, if non-nil, lists the only domains this one may send to or
 	// query with notify; others get -EACCES (Xen's XSM send hook).
 	SendTo []DomainID
+	// Name and Label are the identity the VMM vouches for (OpDomainInfo):
+	// the domain's configured name and label. Longer values are cut to
+	// MaxNameLen and MaxLabelLen bytes.
+	Name, Label string
 }
 
 // Stats are a domain's Argo counters.
@@ -60,14 +64,16 @@ func (s *stats) snapshot() Stats {
 }
 
 // domainInfo is what Argo knows about every domain that exists, Argo state
-// or not. Its fields are immutable after AddDomain.
+// or not. Its fields are immutable after AddDomain, except ended.
 type domainInfo struct {
-	id       DomainID
-	enabled  bool
-	wildcard bool
-	sendTo   map[DomainID]bool // nil: may send anywhere
-	stats    *stats
-	wq       *waitq // the domain's vCPUs waiting in OpWait/OpSendWait
+	id          DomainID
+	enabled     bool
+	wildcard    bool
+	sendTo      map[DomainID]bool // nil: may send anywhere
+	name, label string
+	stats       *stats
+	wq          *waitq      // the domain's vCPUs waiting in OpWait/OpSendWait
+	ended       atomic.Bool // set by Teardown: the domain's vCPUs have stopped
 }
 
 func (d *domainInfo) maySendTo(dst DomainID) bool {
@@ -126,7 +132,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	if id == DomainAny {
 		return fmt.Errorf("argo: domain id %#x is reserved", id)
 	}
-	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}, wq: newWaitq()}
+	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}, wq: newWaitq(),
+		name: truncate(p.Name, MaxNameLen), label: truncate(p.Label, MaxLabelLen)}
 	if p.SendTo != nil {
 		info.sendTo = map[DomainID]bool{}
 		for _, d := range p.SendTo {
@@ -144,6 +151,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	}
 	return nil
 }
+
+func truncate(s string, n int) string { return s[:min(len(s), n)] }
 
 // Stats returns a domain's counters (also after teardown).
 func (a *Argo) Stats(id DomainID) (Stats, bool) {

@@ -19,7 +19,7 @@ package argo
 const RegisterExtHeader = 0x10000
 
 // registerFlags are the register_ring flags argovisor accepts.
-const registerFlags = RegisterFailExist | RegisterExtHeader
+const registerFlags = RegisterFailExist | RegisterExtHeader | RegisterSenderContext
 
 // Header offsets of the extension.
 const (
@@ -93,14 +93,15 @@ func (r *ring) syncWanted() {
 	if !r.ext || r.mem == nil {
 		return
 	}
-	r.mem.store32(hdrTxWanted, wantedBytes(r.pending))
+	r.mem.store32(hdrTxWanted, wantedBytes(r.pending, r.hdrSize()))
 }
 
-// wantedBytes is tx_wanted for a pending list.
-func wantedBytes(pending []pendingEnt) uint32 {
+// wantedBytes is tx_wanted for a pending list, with message headers of
+// hdr bytes.
+func wantedBytes(pending []pendingEnt, hdr uint32) uint32 {
 	var w uint64
 	for _, p := range pending {
-		s := roundup16(uint64(p.need)) + MsgHeaderSize
+		s := roundup16(uint64(p.need)) + uint64(hdr)
 		if w == 0 || s < w {
 			w = s
 		}
@@ -140,7 +141,7 @@ func (a *Argo) wakeFittingLocked(st *domainArgo, r *ring, sig *signals) {
 // +checklocks:r.l3
 func (r *ring) announceWanted(slot uint32) {
 	r.l3.AssertLocked()
-	w := wantedBytes(r.pending)
+	w := wantedBytes(r.pending, r.hdrSize())
 	if w == 0 || slot < w {
 		w = slot
 	}

@@ -33,7 +33,7 @@ func TestExtRegisterFlags(t *testing.T) {
 	w.add(2, permissive)
 	r := d.layRing(4096-64, false)
 	expect(t, "ext | an unknown bit", w.register(r, 1, 2, RegisterExtHeader|2), -EINVAL)
-	expect(t, "bit 17", w.register(r, 1, 2, RegisterExtHeader<<1), -EINVAL)
+	expect(t, "bit 18", w.register(r, 1, 2, RegisterSenderContext<<1), -EINVAL)
 	expect(t, "ext", w.register(r, 1, 2, RegisterExtHeader), 0)
 	expect(t, "ext | fail_exist on an existing ring", w.register(r, 1, 2, RegisterExtHeader|RegisterFailExist), -EEXIST)
 	// Re-registration may turn the extension off and on again.

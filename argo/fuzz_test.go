@@ -51,18 +51,22 @@ func FuzzOps(f *testing.F) {
 		le.PutUint64(victim.ram[gfns:], base/PageSize)
 		le.PutUint64(victim.ram[gfns+8:], base/PageSize+1)
 		// An odd-sized mem seed gives the victim an extended-header ring,
-		// whose tx_wanted word the VMM may write as well.
+		// whose tx_wanted word the VMM may write as well; a size of 2 or 3
+		// mod 4 gives it 32-byte sender-context message headers.
 		ext := len(mem)%2 == 1
 		var flags uint64
 		if ext {
 			flags = RegisterExtHeader
+		}
+		if len(mem)%4 >= 2 {
+			flags |= RegisterSenderContext
 		}
 		if ret := a.Op(victim, OpRegisterRing, victim.put(regBytes(7, DomainAny, 0, length)), gfns, 2, flags); ret != 0 {
 			t.Fatalf("victim register: %d", ret)
 		}
 		before := append([]byte(nil), victim.ram...)
 		for len(script) >= 17 {
-			cmd := [...]uint64{0, 1, 2, 3, 4, 5, OpSendvBatch, OpWait, OpSendWait}[script[0]%9]
+			cmd := [...]uint64{0, 1, 2, 3, 4, 5, OpSendvBatch, OpWait, OpSendWait, OpDomainInfo}[script[0]%10]
 			arg := func(i int) uint64 { return uint64(binary.LittleEndian.Uint32(script[1+4*i:])) }
 			switch script[0] >> 6 {
 			case 1: // the victim corrupts its own rx_ptr
@@ -72,7 +76,11 @@ func FuzzOps(f *testing.F) {
 				a.Op(victim, OpNotify, 0, 0, 0, 0)
 			case 3: // the victim reads a message
 				victimRing := ringMem{victim.ram[base : base+PageSize], victim.ram[base+PageSize : base+2*PageSize]}
-				victimRing.readMessage(length)
+				hdrLen := uint64(MsgHeaderSize)
+				if flags&RegisterSenderContext != 0 {
+					hdrLen = CtxMsgHeaderSize
+				}
+				victimRing.readMessage(length, hdrLen)
 				copy(before[base:base+4], victim.ram[base:base+4])
 			}
 			// Aim some sends at the victim's ring.

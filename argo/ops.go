@@ -34,6 +34,8 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 		me.stats.notifies.Add(1)
 	case OpSendvBatch:
 		ret = a.sendvBatch(c, me, arg1, arg2, arg3, arg4)
+	case OpDomainInfo:
+		ret = a.domainInfoOp(c, me, arg1, arg2, arg3, arg4)
 	default:
 		return -EOPNOTSUPP
 	}
@@ -134,15 +136,15 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		tx = uint32(rx)
 		mem.publishTx(tx)
 	}
-	ext := flags&RegisterExtHeader != 0
 	if old != nil {
 		old.l3.Lock()
-		old.mem, old.tx, old.ext = mem, tx, ext
+		old.mem, old.tx = mem, tx
+		old.ext, old.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
 		old.syncWanted()
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, ext))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, flags))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -342,10 +344,11 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	r.l3.Lock()
 	defer r.l3.Unlock()
 	a.assertL3(dst, r)
-	if uint64(r.len) <= MsgHeaderSize+roundup16(total) {
+	hdrLen := uint64(r.hdrSize())
+	if uint64(r.len) <= hdrLen+roundup16(total) {
 		return -EMSGSIZE
 	}
-	slot := roundup16(total) + MsgHeaderSize
+	slot := roundup16(total) + hdrLen
 	rx := r.sanitizedRx()
 	if slot >= uint64(r.freeSpace(rx)) && r.ext {
 		if a.raceHook != nil {
@@ -371,15 +374,23 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	// Header, then the payload; nothing is visible until tx_ptr moves.
 	oldTx := r.tx
 	tx := r.tx
-	var hdr [MsgHeaderSize]byte
-	le.PutUint32(hdr[0:], uint32(total)+MsgHeaderSize)
+	var hdr [CtxMsgHeaderSize]byte
+	le.PutUint32(hdr[0:], uint32(total+hdrLen))
 	encodeAddr(hdr[4:], Addr{Port: src.Port, Domain: st.id})
 	le.PutUint32(hdr[12:], msgType)
-	copy(r.mem.span(RingHeaderSize+uint64(tx), MsgHeaderSize), hdr[:])
-	tx += MsgHeaderSize
-	if tx == r.len {
-		tx = 0
+	if r.ctx {
+		o := originOf(c) // from the exit: the sender cannot choose it
+		le.PutUint32(hdr[16:], o.vcpu)
+		le.PutUint32(hdr[20:], o.flags)
+		le.PutUint64(hdr[24:], o.cr3)
 	}
+	// A 16-byte header never crosses a page or the ring's end (tx is
+	// slot aligned); the 32-byte one may, so write it like the payload.
+	off := 0
+	_ = r.write(&tx, hdrLen, func(dst []byte) error {
+		off += copy(dst, hdr[off:hdrLen])
+		return nil
+	})
 	for _, v := range iovs {
 		addr := v.addr
 		err := r.write(&tx, uint64(v.len), func(dst []byte) error {
@@ -517,14 +528,14 @@ func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, u
 	r.l3.Lock()
 	defer r.l3.Unlock()
 	flags := uint16(RingExists)
-	mms = MaxPayload(r.len)
+	mms = r.maxPayload()
 	if r.wildcard() {
 		flags |= RingShared
 	}
 	space := r.payloadSpace()
 	if need <= mms && space < need && r.ext {
 		// As in sendLocked: announce in tx_wanted, then look again.
-		r.announceWanted(uint32(roundup16(uint64(need)) + MsgHeaderSize))
+		r.announceWanted(uint32(roundup16(uint64(need))) + r.hdrSize())
 		if space = r.payloadSpace(); space >= need {
 			r.syncWanted()
 		}

@@ -50,3 +50,14 @@ const (
 	TimedOut                       // the timeout passed
 	Interrupted                    // kicked, interrupted or stopping
 )
+
+// Origin is implemented by callers that can say where in the calling domain
+// a hypercall came from: the vCPU that made it and that vCPU's
+// address-space root (CR3) at the time of the call. The VMM reads both from
+// the exit, so a guest cannot choose them. Mechanisms that stamp a sending
+// context (Argo rings registered for it) check for it with a type
+// assertion; a caller without it (the host endpoint) has no such context.
+type Origin interface {
+	VCPU() uint32
+	AddressSpace() uint64
+}

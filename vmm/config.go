@@ -29,6 +29,7 @@ const (
 
 type fileDomain struct {
 	Name   string         `toml:"name"`
+	Label  string         `toml:"label"`
 	Kernel string         `toml:"kernel"`
 	Memory any            `toml:"memory"`
 	VCPUs  *int64         `toml:"vcpus"`
@@ -102,6 +103,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			return nil, bad("%s: duplicate domain name", where)
 		}
 		seen[fd.Name] = true
+		if err := checkLabel(fd.Label); err != nil {
+			return nil, bad("%s: %v", where, err)
+		}
 		if fd.Kernel == "" {
 			return nil, bad("%s: missing kernel", where)
 		}
@@ -171,7 +175,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			}
 			gt.MaxWindowVMAs = uint32(*v)
 		}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
 	}
 	// send_to and map_from name domains; ids are given in config order
 	// from 1.

@@ -14,7 +14,11 @@ import (
 
 // DomainConfig describes one domain.
 type DomainConfig struct {
-	Name   string
+	Name string
+	// Label is what the VMM vouches for about the domain beyond its id and
+	// name: printable ASCII, at most argo.MaxLabelLen bytes. Guests read it
+	// with Argo's domain_info op (docs/argo.md).
+	Label  string
 	Kernel string // path of an ELF64 x86-64 kernel
 	Memory uint64 // bytes of RAM
 	VCPUs  int
@@ -178,6 +182,9 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	}
 	if w := cfg.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
 		return nil, fmt.Errorf("%w: domain %q: gnttab max_window_vmas = %d, want %d..%d", ErrBadConfig, cfg.Name, w, MinWindowVMAs, MaxWindowVMAs)
+	}
+	if err := checkLabel(cfg.Label); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
 	params, err := encodeParams(cfg.Params)
 	if err != nil {
@@ -477,4 +484,18 @@ func (d *Domain) release() error {
 		d.reserved = usage{}
 	})
 	return errors.Join(errs...)
+}
+
+// checkLabel accepts a label of printable ASCII, at most argo.MaxLabelLen
+// bytes: it is shown to other guests, so no control characters.
+func checkLabel(l string) error {
+	if len(l) > argo.MaxLabelLen {
+		return fmt.Errorf("label is %d bytes, at most %d", len(l), argo.MaxLabelLen)
+	}
+	for i := 0; i < len(l); i++ {
+		if l[i] < 0x20 || l[i] > 0x7E {
+			return fmt.Errorf("label may hold only printable ASCII (byte %d is %#x)", i, l[i])
+		}
+	}
+	return nil
 }

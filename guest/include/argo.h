@@ -40,6 +40,7 @@
 #define ARGO_OP_SENDV_BATCH       0x100
 #define ARGO_OP_WAIT              0x101
 #define ARGO_OP_SEND_WAIT         0x102
+#define ARGO_OP_DOMAIN_INFO       0x103     /* argovisor: a domain's id, name, label, state */
 
 #define ARGO_DOMID_ANY            0x7FF4u   /* wildcard partner; "me" as a source */
 #define ARGO_MAX_RING_SIZE        0x1000000u
@@ -55,6 +56,13 @@
 
 #define ARGO_REGISTER_FLAG_FAIL_EXIST  0x1u
 #define ARGO_REGISTER_FLAG_EXT_HEADER  0x10000u  /* argovisor: extended ring header */
+#define ARGO_REGISTER_FLAG_SENDER_CONTEXT 0x20000u /* argovisor: 32-byte message headers with
+                                                    * the sending vCPU and its CR3 */
+#define ARGO_DOMID_SELF           0x7FF0u   /* argo_domain_info: the caller */
+#define ARGO_DOMAIN_RUNNING       1u        /* argo_domain_info.state */
+#define ARGO_DOMAIN_ENDED         2u        /* exited, crashed or stopped; rings gone */
+#define ARGO_NO_VCPU              0xFFFFFFFFu /* sending context of the host */
+#define ARGO_CTX_F_CR3            0x1u      /* the context's cr3 is meaningful */
 
 /* rx_flags of an extended header (other bits are ignored) */
 #define ARGO_RX_F_EVENT    0x1u  /* VIRQ only when tx_ptr moves past rx_event */
@@ -165,6 +173,28 @@ struct argo_ring_message_header {
     uint8_t data[];
 };
 
+/* Message header in a ring registered with ARGO_REGISTER_FLAG_SENDER_CONTEXT:
+ * Xen's 16 bytes, then the sending context the VMM took from the sender's
+ * exit (never from its memory). */
+struct argo_ring_message_header_ctx {
+    uint32_t len;               /* payload + 32, not rounded */
+    struct argo_addr source;
+    uint32_t message_type;
+    uint32_t vcpu;              /* sending vCPU; ARGO_NO_VCPU for the host */
+    uint32_t ctx_flags;         /* ARGO_CTX_F_CR3 */
+    uint64_t cr3;               /* the sending vCPU's CR3 at the send */
+};
+
+/* What argo_domain_info returns: the identity the VMM vouches for. */
+struct argo_domain_info {
+    uint16_t domain_id;
+    uint16_t state;             /* ARGO_DOMAIN_RUNNING or ARGO_DOMAIN_ENDED */
+    uint16_t name_len;          /* bytes of name used (no NUL when 248) */
+    uint16_t label_len;         /* bytes of label used (no NUL when 64) */
+    char label[64];
+    char name[248];
+};
+
 /* One message of argo_sendv_batch, or the send of argo_send_wait. */
 struct argo_send_ent {
     struct argo_send_addr addr;
@@ -188,6 +218,9 @@ _Static_assert(offsetof(struct argo_ring, rx_flags) == 8, "argo_ring.rx_flags");
 _Static_assert(offsetof(struct argo_ring, rx_event) == 12, "argo_ring.rx_event");
 _Static_assert(offsetof(struct argo_ring, tx_wanted) == 16, "argo_ring.tx_wanted");
 _Static_assert(sizeof(struct argo_send_ent) == 40, "argo_send_ent");
+_Static_assert(sizeof(struct argo_ring_message_header_ctx) == 32, "argo_ring_message_header_ctx");
+_Static_assert(sizeof(struct argo_domain_info) == 320, "argo_domain_info");
+_Static_assert(offsetof(struct argo_domain_info, name) == 72, "argo_domain_info.name");
 _Static_assert(offsetof(struct argo_send_ent, result) == 32, "argo_send_ent.result");
 
 /* Pages a ring of data length len needs: header plus data, whole pages. */
@@ -311,6 +344,19 @@ long argo_notify_if_needed(struct argo_ring *ring, uint32_t ring_len);
 long argo_ring_recv(struct argo_ring *ring, uint32_t ring_len, void *buf, uint32_t buf_len,
                     struct argo_addr *source, uint32_t *message_type);
 
+/* argo_ring_recv for a ring registered with ARGO_REGISTER_FLAG_SENDER_CONTEXT:
+ * the whole 32-byte header (source, type and sending context) goes to *hdr
+ * (may be NULL). */
+long argo_ring_recv_ctx(struct argo_ring *ring, uint32_t ring_len, void *buf, uint32_t buf_len,
+                        struct argo_ring_message_header_ctx *hdr);
+
+/* argovisor: the id, name, label and state of domain domid
+ * (ARGO_DOMID_SELF: the caller). 0, -ESRCH for no such domain, -EFAULT. */
+static inline long argo_domain_info(uint16_t domid, struct argo_domain_info *info)
+{
+    return guest_hypercall(ARGO_HYPERCALL, ARGO_OP_DOMAIN_INFO, domid, (unsigned long)info, 0, 0);
+}
+
 /*
  * Convenience: allocate and register a ring of data length len for partner
  * (ARGO_DOMID_ANY: wildcard) on aport. Returns the ring or NULL; *err gets
@@ -320,6 +366,10 @@ struct argo_ring *argo_ring_create(uint32_t aport, uint16_t partner, uint32_t le
 
 /* The same with ARGO_REGISTER_FLAG_EXT_HEADER (argovisor only). */
 struct argo_ring *argo_ring_create_ext(uint32_t aport, uint16_t partner, uint32_t len, long *err);
+
+/* The same with any register flags (ARGO_REGISTER_FLAG_*). */
+struct argo_ring *argo_ring_create_flags(uint32_t aport, uint16_t partner, uint32_t len, uint32_t flags,
+                                         long *err);
 
 /* Convenience: send one buffer from aport to (domid, dst_port). */
 long argo_send(uint16_t domid, uint32_t dst_port, uint32_t src_port, const void *buf,
