@@ -27,6 +27,10 @@ type Policy struct {
 	// SendTo, if non-nil, lists the only domains this one may send to or
 	// query with notify; others get -EACCES (Xen's XSM send hook).
 	SendTo []DomainID
+	// Name and Label are the identity the VMM vouches for (OpDomainInfo):
+	// the domain's configured name and label. Longer values are cut to
+	// MaxNameLen and MaxLabelLen bytes.
+	Name, Label string
 }
 
 // Stats are a domain's Argo counters.
@@ -37,6 +41,12 @@ type Stats struct {
 	// ErrorsByErrno splits Errors by the errno returned, so an expected
 	// -ECONNREFUSED (a peer not yet registered) is told from a fault.
 	ErrorsByErrno hcall.ErrnoCounts
+	// Suppressed counts messages that arrived in this domain's
+	// extended-header rings without a VIRQ (rx_flags/rx_event said so).
+	Suppressed uint64
+	// Waits counts wait operations that found all their rings;
+	// WaitsBlocked those of them that slept at least once.
+	Waits, WaitsBlocked uint64
 }
 
 type stats struct {
@@ -44,6 +54,7 @@ type stats struct {
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
 	errnos                                        hcall.ErrnoCounter
+	suppressed, waits, waitsBlocked               atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -51,18 +62,22 @@ func (s *stats) snapshot() Stats {
 		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
-		Errors: s.errors.Load(), ErrorsByErrno: s.errnos.Snapshot(),
+		Errors: s.errors.Load(), ErrorsByErrno: s.errnos.Snapshot(), Suppressed: s.suppressed.Load(),
+		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(),
 	}
 }
 
 // domainInfo is what Argo knows about every domain that exists, Argo state
-// or not. Its fields are immutable after AddDomain.
+// or not. Its fields are immutable after AddDomain, except ended.
 type domainInfo struct {
-	id       DomainID
-	enabled  bool
-	wildcard bool
-	sendTo   map[DomainID]bool // nil: may send anywhere
-	stats    *stats
+	id          DomainID
+	enabled     bool
+	wildcard    bool
+	sendTo      map[DomainID]bool // nil: may send anywhere
+	name, label string
+	stats       *stats
+	wq          *waitq      // the domain's vCPUs waiting in OpWait/OpSendWait
+	ended       atomic.Bool // set by Teardown: the domain's vCPUs have stopped
 }
 
 func (d *domainInfo) maySendTo(dst DomainID) bool {
@@ -76,6 +91,7 @@ var (
 	classSendL2     = hsync.NewClass("send_L2")
 	classWildcardL2 = hsync.NewClass("wildcard_L2")
 	classL3         = hsync.NewClass("L3")
+	classWaitq      = hsync.NewClass("waitq")
 )
 
 // Argo is the Argo state of one VMM: every domain's rings and the global L1
@@ -94,6 +110,12 @@ type Argo struct {
 	// state holds the Argo state of domains that have it (Xen's d->argo).
 	// +checklocks:l1
 	state map[DomainID]*domainArgo
+
+	// raceHook, set only by tests before any operation, runs inside a
+	// send to an extended-header ring between its first reading of
+	// rx_ptr and the -EAGAIN decision, so a test can put a reader's
+	// rx_ptr store in the window the tx_wanted protocol must cover.
+	raceHook func()
 }
 
 // New makes an empty Argo. signal raises a domain's VIRQ; it is called
@@ -114,7 +136,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	if id == DomainAny {
 		return fmt.Errorf("argo: domain id %#x is reserved", id)
 	}
-	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}}
+	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}, wq: newWaitq(),
+		name: truncate(p.Name, MaxNameLen), label: truncate(p.Label, MaxLabelLen)}
 	if p.SendTo != nil {
 		info.sendTo = map[DomainID]bool{}
 		for _, d := range p.SendTo {
@@ -132,6 +155,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	}
 	return nil
 }
+
+func truncate(s string, n int) string { return s[:min(len(s), n)] }
 
 // Stats returns a domain's counters (also after teardown).
 func (a *Argo) Stats(id DomainID) (Stats, bool) {
@@ -204,12 +229,29 @@ type ringRef struct {
 	port  uint32
 }
 
-// signals collects the domains to signal once the locks are dropped. It
-// is a value type with room for the common case so that an operation that
-// signals one or two domains does not allocate.
+// signals collects the domains to signal, and the wait queues to wake,
+// once the locks are dropped. It is a value type with room for the common
+// case so that an operation that signals one or two domains does not
+// allocate.
 type signals struct {
-	buf [4]DomainID
-	ids []DomainID
+	buf   [4]DomainID
+	ids   []DomainID
+	qbuf  [2]*waitq
+	wakes []*waitq
+}
+
+// wake adds a domain's wait queue: data arrived in one of its rings (or a
+// ring of it went away), whether or not a VIRQ is raised for it.
+func (s *signals) wake(q *waitq) {
+	if s.wakes == nil {
+		s.wakes = s.qbuf[:0]
+	}
+	for _, x := range s.wakes {
+		if x == q {
+			return
+		}
+	}
+	s.wakes = append(s.wakes, q)
 }
 
 func (s *signals) add(id DomainID) {
@@ -237,6 +279,9 @@ func (s *signals) remove(id DomainID) {
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {
+	for _, q := range s.wakes {
+		q.wake()
+	}
 	for _, id := range s.ids {
 		if h := a.host.Load(); id == HostDomain && h != nil {
 			h.signalled()

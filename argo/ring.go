@@ -32,13 +32,25 @@ type ring struct {
 	// pending are the space requests, at most MaxPendingPerRing.
 	// +checklocks:l3
 	pending []pendingEnt
+	// ext is set for a ring registered with RegisterExtHeader: the VMM
+	// then honours the receiver's rx_flags and rx_event and publishes
+	// tx_wanted (ext.go). Without it the reserved bytes are never touched.
+	// +checklocks:l3
+	ext bool
+	// ctx is set for a ring registered with RegisterSenderContext:
+	// messages get the 32-byte header with the sending context
+	// (identity.go).
+	// +checklocks:l3
+	ctx bool
 }
 
-func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem) *ring {
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, flags uint64) *ring {
 	r := &ring{owner: owner, key: key}
 	r.l3.Init(classL3)
 	r.l3.Lock()
 	r.len, r.tx, r.mem = length, tx, mem
+	r.ext, r.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
+	r.syncWanted()
 	r.l3.Unlock()
 	return r
 }
@@ -95,10 +107,17 @@ func (r *ring) freeSpace(rx uint32) uint32 {
 // +checklocks:r.l3
 func (r *ring) payloadSpace() uint32 {
 	sp := r.freeSpace(r.sanitizedRx())
-	if sp <= 2*MsgSlotSize {
+	if sp <= MsgSlotSize+r.hdrSize() {
 		return 0
 	}
-	return sp - 2*MsgSlotSize
+	return sp - MsgSlotSize - r.hdrSize()
+}
+
+// maxPayload is the largest message this ring can ever take (MaxPayload,
+// less what a longer header takes). Preconditions: r.l3.
+// +checklocks:r.l3
+func (r *ring) maxPayload() uint32 {
+	return MaxPayload(r.len) - (r.hdrSize() - MsgHeaderSize)
 }
 
 // write copies n bytes into the data area at data offset *tx, wrapping at
@@ -142,4 +161,5 @@ func (r *ring) removePending(i int) {
 	last := len(r.pending) - 1
 	r.pending[i] = r.pending[last]
 	r.pending = r.pending[:last]
+	r.syncWanted()
 }

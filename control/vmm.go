@@ -48,7 +48,7 @@ func Stats(d *vmm.Domain) DomainStats {
 	a := d.ArgoStats()
 	g := d.GnttabStats()
 	return DomainStats{
-		DomainInfo: Info(d), Exits: st.Exits, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
+		DomainInfo: Info(d), Exits: st.ExitsByKind, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
 		HypercallErrors: st.HypercallErrors, UnknownPorts: st.UnknownPorts, VIRQs: st.VIRQs,
 		Argo: ArgoStats{
 			Rings: a.Rings, Registers: a.Registers, MsgsOut: a.MsgsOut, BytesOut: a.BytesOut, MsgsIn: a.MsgsIn,

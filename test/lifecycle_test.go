@@ -83,7 +83,7 @@ func TestPreserveDestroyRemove(t *testing.T) {
 		t.Error("destroyed domain still holds its RAM")
 	}
 	// Its record stays (result, counters) until RemoveDomain.
-	if v.DomainByName("gone") == nil || gone.Result().Fault == nil || gone.Stats().Exits["io"] == 0 {
+	if v.DomainByName("gone") == nil || gone.Result().Fault == nil || gone.Stats().ExitsByKind["io"] == 0 {
 		t.Errorf("destroyed domain's record: %v %+v", gone.Result(), gone.Stats())
 	}
 	fdsBefore := countFDs(t)

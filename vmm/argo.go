@@ -42,6 +42,13 @@ func (c caller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read
 
 func (c caller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
 
+// VCPU implements hcall.Origin: the index of the calling vCPU.
+func (c caller) VCPU() uint32 { return uint32(c.h.Index) }
+
+// AddressSpace implements hcall.Origin: CR3 at the exit, from the sync
+// registers.
+func (c caller) AddressSpace() uint64 { return c.h.Sregs().CR3 }
+
 // argoHypercall serves hypercall 39: argo_op(cmd, arg1, arg2, arg3, arg4).
 func (v *VMM) argoHypercall(h *Hypercall) int64 {
 	a := &h.Args

@@ -44,6 +44,7 @@ const MaxNameLen = 249 - len("argovisor:") - len(":gnttab")
 
 type fileDomain struct {
 	Name           string         `toml:"name" json:"name"`
+	Label          string         `toml:"label" json:"label"`
 	Kernel         string         `toml:"kernel" json:"kernel"`
 	Memory         any            `toml:"memory" json:"memory"`
 	VCPUs          *int64         `toml:"vcpus" json:"vcpus"`
@@ -168,6 +169,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 // DomainConfig; dir anchors relative paths. Names in send_to and map_from
 // are resolved by the caller.
 func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
+	if err := checkLabel(fd.Label); err != nil {
+		return DomainConfig{}, err
+	}
 	if fd.Kernel == "" {
 		return DomainConfig{}, errors.New("missing kernel")
 	}
@@ -237,7 +241,7 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 		}
 		gt.MaxWindowVMAs = uint32(*v)
 	}
-	dc := DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+	dc := DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
 	for _, a := range []struct{ key, val string }{{"on_exit", fd.OnExit}, {"on_crash", fd.OnCrash}} {
 		if a.val != "" && !Action(a.val).valid() {
@@ -433,6 +437,9 @@ func (c DomainConfig) Validate() error {
 		return fmt.Errorf("%w: domain %q: %s", ErrBadConfig, c.Name, fmt.Sprintf(format, a...))
 	}
 	if err := checkName(c.Name); err != nil {
+		return bad("%v", err)
+	}
+	if err := checkLabel(c.Label); err != nil {
 		return bad("%v", err)
 	}
 	if c.Kernel == "" && c.KernelData == nil {

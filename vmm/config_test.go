@@ -32,6 +32,7 @@ api_sock = "run/api.sock"
 
 [[domain]]
 name = "ping"
+label = "tier=web zone=dmz"
 kernel = "k.elf"
 memory = "16M"
 vcpus = 2
@@ -72,7 +73,7 @@ map_from = ["ping"]
 		t.Fatalf("%d domains", len(cfg.Domains))
 	}
 	d0, d1 := cfg.Domains[0], cfg.Domains[1]
-	if d0.Name != "ping" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
+	if d0.Name != "ping" || d0.Label != "tier=web zone=dmz" || d1.Label != "" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
 		t.Errorf("domain 0 = %+v", d0)
 	}
 	if d0.Params["peer"] != "2" || d0.Params["count"] != "5" || d0.Params["verbose"] != "true" {
@@ -203,6 +204,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad restart_backoff", "[[domain]]\nname = \"a\"\nrestart_backoff = \"soon\"\n" + ok, "restart_backoff = \"soon\", want a positive duration"},
 		{"memory unaligned", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 3000000\n", "multiple of 4K"},
 		{"zero vcpus", "[[domain]]\nname = \"a\"\nvcpus = 0\n" + ok, "vcpus = 0"},
+		{"label too long", "[[domain]]\nname = \"a\"\nlabel = \"" + strings.Repeat("x", 65) + "\"\n" + ok, "at most 64"},
+		{"label with a newline", "[[domain]]\nname = \"a\"\nlabel = \"a\\nb\"\n" + ok, "printable ASCII"},
+		{"label not ASCII", "[[domain]]\nname = \"a\"\nlabel = \"caf\u00e9\"\n" + ok, "printable ASCII"},
 		{"too many vcpus", "[[domain]]\nname = \"a\"\nvcpus = 65\n" + ok, "vcpus = 65"},
 		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
 		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},

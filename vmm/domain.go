@@ -19,6 +19,10 @@ import (
 // default" through the Go API as through a config file.
 type DomainConfig struct {
 	Name string
+	// Label is what the VMM vouches for about the domain beyond its id and
+	// name: printable ASCII, at most argo.MaxLabelLen bytes. Guests read it
+	// with Argo's domain_info op (docs/argo.md).
+	Label string
 	// Kernel is the path of an ELF64 x86-64 kernel. When KernelData is
 	// set, the image is read from it instead and Kernel only names it in
 	// messages.
@@ -308,7 +312,7 @@ func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 		}
-		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
 		vc.hc.VCPUContext = &vc.ctx
 		inst.vcpus = append(inst.vcpus, vc)
 		if err := inst.initVCPU(cfg, cpu, i, cpuid); err != nil {
@@ -500,8 +504,10 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 		return false, nil
 	}
 	delivered, err = d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
-	if delivered && vector == VIRQVector {
-		d.stats.virqs.Add(1)
+	if delivered {
+		// A hypercall blocked on that vCPU returns, so the guest can
+		// take the interrupt.
+		d.vcpus[cpu].interrupt()
 	}
 	return delivered, err
 }
@@ -516,7 +522,13 @@ func (d *Domain) TSCKHz() (uint64, error) {
 }
 
 // InjectVIRQ raises the domain's VIRQ on vCPU 0.
-func (d *Domain) InjectVIRQ() (bool, error) { return d.InjectInterrupt(0, VIRQVector) }
+func (d *Domain) InjectVIRQ() (bool, error) {
+	delivered, err := d.InjectInterrupt(0, VIRQVector)
+	if delivered {
+		d.stats.virqs.Add(1)
+	}
+	return delivered, err
+}
 
 func (d *Domain) emitLine(line string) {
 	d.firstLineOnce.Do(func() { close(d.firstLine) })
@@ -589,4 +601,18 @@ func (d *Domain) release() error {
 		d.reserved = usage{}
 	})
 	return err
+}
+
+// checkLabel accepts a label of printable ASCII, at most argo.MaxLabelLen
+// bytes: it is shown to other guests, so no control characters.
+func checkLabel(l string) error {
+	if len(l) > argo.MaxLabelLen {
+		return fmt.Errorf("label is %d bytes, at most %d", len(l), argo.MaxLabelLen)
+	}
+	for i := 0; i < len(l); i++ {
+		if l[i] < 0x20 || l[i] > 0x7E {
+			return fmt.Errorf("label may hold only printable ASCII (byte %d is %#x)", i, l[i])
+		}
+	}
+	return nil
 }

@@ -50,20 +50,31 @@ func exitKind(r kvm.ExitReason) int {
 }
 
 // opSlots is how many sub-operations of the Argo and grant-table hypercalls
-// are counted one by one; unknown op numbers share the last slot. The grant
-// tables' query_revoked (64) is counted in slotQueryRevoked.
+// are counted one by one; unknown op numbers share the last slot. Ops
+// numbered past the slots (argovisor's extensions) get slots of their own
+// that Xen's numbering leaves free (extSlots).
 const (
-	opSlots          = 16
-	slotQueryRevoked = 13
-	slotOther        = opSlots - 1
+	opSlots   = 16
+	slotOther = opSlots - 1
 )
+
+// extSlots maps extension op numbers to their counter slots, per hypercall.
+var extSlots = map[uint32]map[uint64]uint64{
+	HypercallArgoOp:       {argo.OpSendvBatch: 8, argo.OpWait: 9, argo.OpSendWait: 10, argo.OpDomainInfo: 11},
+	HypercallGrantTableOp: {gnttab.OpQueryRevoked: 13},
+}
 
 // opSlot is the counter slot of sub-operation op of hypercall nr.
 func opSlot(nr uint32, op uint64) uint64 {
-	if nr == HypercallGrantTableOp && op == gnttab.OpQueryRevoked {
-		return slotQueryRevoked
+	if s, ok := extSlots[nr][op]; ok {
+		return s
 	}
-	if op >= slotOther || nr == HypercallGrantTableOp && op == slotQueryRevoked {
+	for _, s := range extSlots[nr] {
+		if s == op {
+			return slotOther // the slot belongs to an extension
+		}
+	}
+	if op >= slotOther {
 		return slotOther
 	}
 	return op
@@ -101,12 +112,12 @@ func (s *stats) count(nr uint32, op uint64, ret int64) {
 // life, across restarts).
 type Stats struct {
 	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
-	// VIRQs counts VIRQs delivered to the domain (Argo and grant-table
-	// signals, host injections).
+	// VIRQs counts VIRQs the domain's local APIC accepted (several may
+	// merge into one delivery to the guest).
 	VIRQs uint64
-	// Exits counts KVM exits by kind ("io", "mmio", "hlt", "kick", …);
-	// only kinds seen are present.
-	Exits map[string]uint64
+	// ExitsByKind counts KVM exits by kind ("io", "mmio", "hlt", "kick",
+	// …); only kinds seen are present.
+	ExitsByKind map[string]uint64
 	// HypercallsByOp counts hypercalls by name, with the sub-operation for
 	// Argo and grant tables ("argo_op.sendv", "grant_table_op.copy").
 	HypercallsByOp map[string]uint64
@@ -123,11 +134,11 @@ func (d *Domain) Stats() Stats {
 	st := Stats{
 		PIOExits: s.pioExits.Load(), MMIOExits: s.mmioExits.Load(),
 		UnknownPorts: s.unknownPorts.Load(), Hypercalls: s.hypercalls.Load(),
-		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), Exits: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
+		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
 	}
 	for i := range s.exits {
 		if n := s.exits[i].Load(); n != 0 {
-			st.Exits[exitKindNames[i]] = n
+			st.ExitsByKind[exitKindNames[i]] = n
 		}
 	}
 	for nr := range s.byNr {
@@ -159,9 +170,15 @@ func (d *Domain) Stats() Stats {
 	return st
 }
 
+// Exits is the number of transitions the guest made into the VMM: port
+// I/O (hypercalls, console, exit) and MMIO exits. Kicks and other exits
+// the VMM caused itself are not counted.
+func (s Stats) Exits() uint64 { return s.PIOExits + s.MMIOExits }
+
 var argoOpNames = map[uint64]string{
 	argo.OpRegisterRing: "register_ring", argo.OpUnregisterRing: "unregister_ring",
-	argo.OpSendv: "sendv", argo.OpNotify: "notify",
+	argo.OpSendv: "sendv", argo.OpNotify: "notify", argo.OpSendvBatch: "sendv_batch",
+	argo.OpWait: "wait", argo.OpSendWait: "sendv_wait", argo.OpDomainInfo: "domain_info",
 }
 
 var gnttabOpNames = map[uint64]string{
@@ -175,11 +192,13 @@ var gnttabOpNames = map[uint64]string{
 
 // slotName names a counter slot of opSlot.
 func slotName(nr uint32, slot uint64) string {
-	switch {
-	case slot == slotOther:
+	if slot == slotOther {
 		return HypercallName(nr) + ".other"
-	case nr == HypercallGrantTableOp && slot == slotQueryRevoked:
-		return HypercallOpName(nr, gnttab.OpQueryRevoked)
+	}
+	for op, s := range extSlots[nr] {
+		if s == slot {
+			return HypercallOpName(nr, op)
+		}
 	}
 	return HypercallOpName(nr, slot)
 }

@@ -16,6 +16,8 @@ func TestHypercallCounters(t *testing.T) {
 	d.stats.count(HypercallArgoOp, 99, -EOPNOTSUPP)
 	d.stats.count(HypercallGrantTableOp, gnttab.OpQueryRevoked, 0)
 	d.stats.count(HypercallGrantTableOp, 13, -ENOSYS)
+	d.stats.count(HypercallArgoOp, argo.OpWait, 0)
+	d.stats.count(HypercallArgoOp, 9, -EOPNOTSUPP) // Xen-range op 9: its slot is an extension's
 	d.stats.count(HypercallNull, 1, 0)
 	d.stats.count(99, 0, -ENOSYS)
 	d.stats.count(1000, 0, -ENOSYS) // out of the table: counted in total and errors only
@@ -23,7 +25,7 @@ func TestHypercallCounters(t *testing.T) {
 	d.stats.exits[exitKick].Add(1)
 	st := d.Stats()
 	want := map[string]uint64{
-		"argo_op.sendv": 2, "argo_op.other": 1, "grant_table_op.query_revoked": 1,
+		"argo_op.sendv": 2, "argo_op.other": 2, "argo_op.wait": 1, "grant_table_op.query_revoked": 1,
 		"grant_table_op.other": 1, "null": 1, "hypercall_99": 1,
 	}
 	if len(st.HypercallsByOp) != len(want) {
@@ -34,11 +36,11 @@ func TestHypercallCounters(t *testing.T) {
 			t.Errorf("by op[%s] = %d, want %d (all: %v)", k, st.HypercallsByOp[k], n, st.HypercallsByOp)
 		}
 	}
-	if st.Hypercalls != 8 || st.HypercallErrors["ECONNREFUSED"] != 1 || st.HypercallErrors["ENOSYS"] != 3 || st.HypercallErrors["EOPNOTSUPP"] != 1 {
+	if st.Hypercalls != 10 || st.HypercallErrors["ECONNREFUSED"] != 1 || st.HypercallErrors["ENOSYS"] != 3 || st.HypercallErrors["EOPNOTSUPP"] != 2 {
 		t.Errorf("total %d, errors %v", st.Hypercalls, st.HypercallErrors)
 	}
-	if st.Exits["io"] != 3 || st.Exits["kick"] != 1 || len(st.Exits) != 2 {
-		t.Errorf("exits = %v", st.Exits)
+	if st.ExitsByKind["io"] != 3 || st.ExitsByKind["kick"] != 1 || len(st.ExitsByKind) != 2 {
+		t.Errorf("exits = %v", st.ExitsByKind)
 	}
 }
 

@@ -156,7 +156,9 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, cfg.Argo.argo()); err != nil {
+	pol := cfg.Argo.argo()
+	pol.Name, pol.Label = cfg.Name, cfg.Label
+	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, pol); err != nil {
 		d.release()
 		return nil, err
 	}

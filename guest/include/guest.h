@@ -79,7 +79,9 @@
 #define GUEST_GATE_HYPERCALL  7     /* outl %eax, $GUEST_HYPERCALL_PORT (see guest_hypercall) */
 #define GUEST_GATE_WAIT       8     /* halt unless this vCPU's wake count != EAX (firmware use) */
 #define GUEST_GATE_CPUID      9     /* cpuid: EAX = leaf, ECX = subleaf (see guest_cpuid) */
-#define GUEST_GATE_NOPS       10
+#define GUEST_GATE_READ_CR3   10    /* mov %cr3, %rax */
+#define GUEST_GATE_LOAD_CR3   11    /* mov %rax, %cr3 */
+#define GUEST_GATE_NOPS       12
 
 #ifndef __ASSEMBLER__
 
@@ -267,6 +269,24 @@ static inline void guest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
     r[1] = b;
     r[2] = c;
     r[3] = d;
+}
+
+/* The calling vCPU's CR3 (its address-space root). */
+static inline uint64_t guest_read_cr3(void)
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_READ_CR3;
+    uint64_t v;
+    __asm__ volatile("int %[vec]" : "=a"(v), "+r"(op) : [vec] "i"(GUEST_GATE_VECTOR) : "memory");
+    return v;
+}
+
+/* Switch the calling vCPU to the page tables at cr3. They must map
+ * everything the firmware and the program use (the VMM's identity map of
+ * 0-4 GiB, as the tables at 0x4000 do). */
+static inline void guest_load_cr3(uint64_t cr3)
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_LOAD_CR3;
+    __asm__ volatile("int %[vec]" : "+r"(op) : [vec] "i"(GUEST_GATE_VECTOR), "a"(cr3) : "memory");
 }
 
 static inline void guest_cpu_relax(void)
