@@ -255,7 +255,7 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 	d.resultMu.Unlock()
 	// Known to Argo and the grant tables again only now: until this
 	// point no peer could reach the new memory.
-	err = d.vmm.argo.AddDomain(argo.DomainID(id), inst.ram, d.cfg.Argo.argo())
+	err = d.vmm.argo.AddDomain(argo.DomainID(id), inst.ram, d.cfg.argoPolicy())
 	if err == nil {
 		err = d.vmm.gnttab.AddDomain(gnttab.DomainID(id), inst.ram, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
 	}

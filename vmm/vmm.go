@@ -156,9 +156,7 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol := cfg.Argo.argo()
-	pol.Name, pol.Label = cfg.Name, cfg.Label
-	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, pol); err != nil {
+	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, cfg.argoPolicy()); err != nil {
 		d.release()
 		return nil, err
 	}
