@@ -5,12 +5,13 @@ import gokvm "github.com/bobuhiro11/gokvm/kvm"
 // ioctl request numbers this package issues itself. The values match
 // linux/kvm.h on x86-64; ioctl_test.go checks them against the kernel's.
 var (
-	ioctlRun       = gokvm.IIO(0x80)                  // KVM_RUN
-	ioctlIRQLine   = gokvm.IIOW(0x61, sizeofIRQLevel) // KVM_IRQ_LINE
-	ioctlIRQFD     = gokvm.IIOW(0x76, sizeofIRQFD)    // KVM_IRQFD
-	ioctlIOEventFD = gokvm.IIOW(0x79, sizeofIOEventFD)
-	ioctlSignalMSI = gokvm.IIOW(0xa5, sizeofMSI)       // KVM_SIGNAL_MSI
-	ioctlEnableCap = gokvm.IIOW(0xa3, sizeofEnableCap) // KVM_ENABLE_CAP
+	ioctlCheckExtension = gokvm.IIO(0x03)                   // KVM_CHECK_EXTENSION
+	ioctlRun            = gokvm.IIO(0x80)                   // KVM_RUN
+	ioctlIRQLine        = gokvm.IIOW(0x61, sizeofIRQLevel)  // KVM_IRQ_LINE
+	ioctlIRQFD          = gokvm.IIOW(0x76, sizeofIRQFD)     // KVM_IRQFD
+	ioctlIOEventFD      = gokvm.IIOW(0x79, sizeofIOEventFD) // KVM_IOEVENTFD
+	ioctlSignalMSI      = gokvm.IIOW(0xa5, sizeofMSI)       // KVM_SIGNAL_MSI
+	ioctlEnableCap      = gokvm.IIOW(0xa3, sizeofEnableCap) // KVM_ENABLE_CAP
 )
 
 // Struct sizes from linux/kvm.h (x86-64); sizes_unsafe.go asserts that the Go

@@ -1,11 +1,15 @@
 package kvm
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Request is an ioctl request number this package issues, itself or through
 // gokvm. They are listed so that a seccomp allowlist can name exactly the
-// ioctls the process makes; which of them a running VMM still needs is the
-// caller's policy (vmm.RunningNeeds), not this package's.
+// ioctls the process makes; which of them a VMM still needs after setup is
+// the caller's policy (vmm.RunningNeeds, vmm.CreationNeeds), not this
+// package's.
 type Request uintptr
 
 // The values are linux/kvm.h's on x86-64; TestRequestNumbers computes each
@@ -45,6 +49,18 @@ var requestNames = map[Request]string{
 	ReqSetRegs: "KVM_SET_REGS", ReqGetSregs: "KVM_GET_SREGS", ReqSetSregs: "KVM_SET_SREGS",
 	ReqSetCPUID2: "KVM_SET_CPUID2", ReqSetMPState: "KVM_SET_MP_STATE",
 	ReqEnableCap: "KVM_ENABLE_CAP", ReqGetTSCKHz: "KVM_GET_TSC_KHZ", ReqSignalMSI: "KVM_SIGNAL_MSI",
+}
+
+// Requests lists every request this package can issue, in numeric order.
+// TestIoctlCallsAreRequests checks the package's source against it, so a
+// caller classifying them (vmm's allowlists) sees every one.
+func Requests() []Request {
+	out := make([]Request, 0, len(requestNames))
+	for r := range requestNames {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (r Request) String() string {

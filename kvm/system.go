@@ -85,7 +85,7 @@ func OpenSystem(path string) (*System, error) {
 
 // CheckExtension returns KVM_CHECK_EXTENSION's answer for c (0 = absent).
 func (s *System) CheckExtension(c Capability) (int, error) {
-	n, err := retryVal(func() (uintptr, error) { return gokvm.Ioctl(s.fd, gokvm.IIO(0x03), uintptr(c)) })
+	n, err := retryVal(func() (uintptr, error) { return gokvm.Ioctl(s.fd, ioctlCheckExtension, uintptr(c)) })
 	if err != nil {
 		return 0, fmt.Errorf("KVM_CHECK_EXTENSION %v: %w", c, err)
 	}

@@ -17,8 +17,8 @@ type Needs struct {
 	// for them: mmap and mprotect without PROT_EXEC, clone only for
 	// threads, kill and tgkill only to this process, prctl only
 	// PR_SET_VMA, arch_prctl only ARCH_SET_FS, fcntl only
-	// F_GETFD/F_SETFD/F_GETFL/F_SETFL, fallocate only to punch holes, and
-	// ioctl only for the Ioctls.
+	// F_GETFD/F_SETFD/F_GETFL/F_SETFL, fallocate only to punch holes,
+	// memfd_create only with MFD_CLOEXEC, and ioctl only for the Ioctls.
 	Syscalls []uintptr
 	// Ioctls are the only ioctl requests allowed (with SYS_IOCTL in
 	// Syscalls).
@@ -139,6 +139,9 @@ func restrictions(pid int) map[uintptr][][]Arg {
 		unix.SYS_FCNTL:      eq(1, unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL),
 		// Punching holes frees memory; nothing else is needed.
 		unix.SYS_FALLOCATE: one(BitsSet(1, unix.FALLOC_FL_PUNCH_HOLE)),
+		// Guest memory is a close-on-exec memfd and nothing more: no
+		// MFD_EXEC (an executable memfd), no sealing, no huge pages.
+		unix.SYS_MEMFD_CREATE: eq(1, unix.MFD_CLOEXEC),
 	}
 }
 

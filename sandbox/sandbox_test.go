@@ -186,8 +186,8 @@ func TestFilterVerdicts(t *testing.T) {
 		{"keyctl", unix.SYS_KEYCTL, nil, kill},
 		{"setresuid", unix.SYS_SETRESUID, nil, kill},
 		{"prlimit64", unix.SYS_PRLIMIT64, nil, kill},
-		{"memfd_create (setup only)", unix.SYS_MEMFD_CREATE, nil, kill},
-		{"ftruncate (setup only)", unix.SYS_FTRUNCATE, nil, kill},
+		{"memfd_create (building domains only)", unix.SYS_MEMFD_CREATE, []uint64{0, unix.MFD_CLOEXEC}, kill},
+		{"ftruncate (building domains only)", unix.SYS_FTRUNCATE, nil, kill},
 		{"unshare", unix.SYS_UNSHARE, nil, kill},
 		{"seccomp", unix.SYS_SECCOMP, nil, kill},
 		{"x32 read", 0x40000000 | unix.SYS_READ, nil, kill},
@@ -213,6 +213,68 @@ func TestFilterVerdicts(t *testing.T) {
 	// i386 and munmap on x86-64.
 	if got := v.of(unix.AUDIT_ARCH_I386, 11); got != kill {
 		t.Errorf("i386 syscall 11: filter returns %#x, want kill", got)
+	}
+}
+
+// TestCreationFilterVerdicts: the allowlist of a VMM that builds domains
+// after start-up (the control API, restart policies) adds memfds, their
+// sizing and the KVM set-up requests, with memfd_create restricted to
+// MFD_CLOEXEC; it still refuses opening files and running programs.
+func TestCreationFilterVerdicts(t *testing.T) {
+	needs := createNeeds()
+	v := compile(t, needs, seccomp.KillProcess, false)
+	for _, tc := range []struct {
+		name string
+		nr   uintptr
+		args []uint64
+		want uint32
+	}{
+		{"memfd_create MFD_CLOEXEC", unix.SYS_MEMFD_CREATE, []uint64{0x7f0000001000, unix.MFD_CLOEXEC}, allow},
+		{"memfd_create without flags", unix.SYS_MEMFD_CREATE, []uint64{0x7f0000001000, 0}, kill},
+		{"memfd_create MFD_EXEC", unix.SYS_MEMFD_CREATE, []uint64{0x7f0000001000, unix.MFD_CLOEXEC | unix.MFD_EXEC}, kill},
+		{"memfd_create MFD_ALLOW_SEALING", unix.SYS_MEMFD_CREATE, []uint64{0x7f0000001000, unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING}, kill},
+		{"ftruncate", unix.SYS_FTRUNCATE, []uint64{9, 16 << 20}, allow},
+		{"ioctl KVM_CREATE_VM", unix.SYS_IOCTL, []uint64{5, 0xae01}, allow},
+		{"ioctl KVM_SET_USER_MEMORY_REGION", unix.SYS_IOCTL, []uint64{7, 0x4020ae46}, allow},
+		{"ioctl KVM_RUN", unix.SYS_IOCTL, []uint64{7, 0xae80}, allow},
+		{"ioctl KVM_GET_SUPPORTED_CPUID (set-up only)", unix.SYS_IOCTL, []uint64{5, 0xc008ae05}, kill},
+		{"ioctl KVM_IRQ_LINE (never used)", unix.SYS_IOCTL, []uint64{7, 0x4008ae61}, kill},
+		{"ioctl TCGETS", unix.SYS_IOCTL, []uint64{0, unix.TCGETS}, kill},
+		{"mmap PROT_EXEC", unix.SYS_MMAP, []uint64{0, 4096, unix.PROT_READ | unix.PROT_EXEC, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, kill},
+		{"accept4", unix.SYS_ACCEPT4, nil, allow},
+		{"openat", unix.SYS_OPENAT, nil, kill},
+		{"open", unix.SYS_OPEN, nil, kill},
+		{"openat2", unix.SYS_OPENAT2, nil, kill},
+		{"newfstatat", unix.SYS_NEWFSTATAT, nil, kill},
+		{"getcwd", unix.SYS_GETCWD, nil, kill},
+		{"unlinkat", unix.SYS_UNLINKAT, nil, kill},
+		{"execve", unix.SYS_EXECVE, nil, kill},
+		{"execveat", unix.SYS_EXECVEAT, nil, kill},
+		{"socket", unix.SYS_SOCKET, nil, kill},
+		{"connect", unix.SYS_CONNECT, nil, kill},
+	} {
+		if got := v.call(tc.nr, tc.args...); got != tc.want {
+			t.Errorf("%s: filter returns %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+	fits := map[uintptr][]uint64{
+		unix.SYS_IOCTL: {0, 0xae80}, unix.SYS_CLONE: {unix.CLONE_THREAD},
+		unix.SYS_KILL: {testPID}, unix.SYS_TGKILL: {testPID}, unix.SYS_PRCTL: {unix.PR_SET_VMA},
+		unix.SYS_ARCH_PRCTL: {archSetFS}, unix.SYS_FCNTL: {0, unix.F_GETFD},
+		unix.SYS_FALLOCATE: {0, unix.FALLOC_FL_PUNCH_HOLE}, unix.SYS_MEMFD_CREATE: {0, unix.MFD_CLOEXEC},
+	}
+	for _, nr := range needs.Add(Needs{Syscalls: RuntimeSyscalls()}).Syscalls {
+		if got := v.call(nr, fits[nr]...); got != allow {
+			t.Errorf("declared syscall %d: filter returns %#x, want allow", nr, got)
+		}
+	}
+	for _, r := range needs.Ioctls {
+		if got := v.call(unix.SYS_IOCTL, 3, uint64(r)); got != allow {
+			t.Errorf("declared ioctl %#x: filter returns %#x, want allow", r, got)
+		}
+	}
+	if err := (Config{Needs: needs}).Check(); err != nil {
+		t.Errorf("Check of the creation needs: %v", err)
 	}
 }
 

@@ -33,6 +33,8 @@ func runScenario(name string) error {
 		return deny(os.Getenv("CALL"))
 	case "refusals":
 		return refusals()
+	case "refusals-create":
+		return creationRefusals()
 	case "log":
 		return logMode()
 	case "off":
@@ -157,8 +159,14 @@ func vmmWorkload() error {
 
 // deny makes one forbidden call after Lockdown; the filter must kill the
 // process before it returns.
+// With NEEDS=create the allowlist is that of a VMM that builds domains
+// after start-up.
 func deny(call string) error {
-	if err := Lockdown(Config{Needs: runNeeds()}); err != nil {
+	needs := runNeeds()
+	if os.Getenv("NEEDS") == "create" {
+		needs = createNeeds()
+	}
+	if err := Lockdown(Config{Needs: needs}); err != nil {
 		return err
 	}
 	fmt.Println("LOCKED")
@@ -185,6 +193,10 @@ func deny(call string) error {
 		err = unix.Kill(1, 0)
 	case "fork":
 		err = forkAndExit()
+	case "memfd-exec":
+		_, err = unix.MemfdCreate("x", unix.MFD_CLOEXEC|unix.MFD_EXEC)
+	case "connect":
+		err = rawErr(unix.SYS_CONNECT, ^uintptr(0), 0, 0)
 	default:
 		return fmt.Errorf("unknown call %q", call)
 	}
@@ -287,6 +299,69 @@ func refusals() error {
 	}
 	if err := rawErr(unix.SYS_CLONE3, 0, 0); !errors.Is(err, unix.ENOSYS) {
 		fails = append(fails, fmt.Sprintf("clone3: %v, want ENOSYS", err))
+	}
+	if len(fails) > 0 {
+		return errors.New(strings.Join(fails, "\n"))
+	}
+	return nil
+}
+
+// creationRefusals checks the verdicts of the allowlist of a VMM that
+// builds domains after start-up, with a filter that answers EPERM.
+func creationRefusals() error {
+	mem, err := newTestMemory()
+	if err != nil {
+		return err
+	}
+	if err := lockdown(Config{Needs: createNeeds()}, seccomp.ReturnError.Code(uint16(unix.EPERM))); err != nil {
+		return err
+	}
+	var fails []string
+	refused := func(what string, err error) {
+		if !errors.Is(err, unix.EPERM) {
+			fails = append(fails, fmt.Sprintf("%s: %v, want EPERM (refused)", what, err))
+		}
+	}
+	allowed := func(what string, err error) {
+		if err != nil {
+			fails = append(fails, fmt.Sprintf("%s: %v, want it to work", what, err))
+		}
+	}
+	fd, err := unix.MemfdCreate("argovisor:x", unix.MFD_CLOEXEC)
+	allowed("memfd_create MFD_CLOEXEC", err)
+	if err == nil {
+		allowed("ftruncate", unix.Ftruncate(fd, 4*testPage))
+		m, err := unix.Mmap(fd, 0, 4*testPage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		allowed("mmap of the memfd", err)
+		if err == nil {
+			allowed("munmap", unix.Munmap(m))
+		}
+		allowed("close", unix.Close(fd))
+	}
+	for _, flags := range []int{0, unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING, unix.MFD_CLOEXEC | unix.MFD_EXEC,
+		unix.MFD_CLOEXEC | unix.MFD_HUGETLB, unix.MFD_CLOEXEC | unix.MFD_NOEXEC_SEAL} {
+		refused(fmt.Sprintf("memfd_create flags %#x", flags), errOf(unix.MemfdCreate("x", flags)))
+	}
+	refused("mmap PROT_EXEC", errOf(unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)))
+	for _, r := range createNeeds().Ioctls {
+		if err := mem.ioctl(r); !errors.Is(err, unix.ENOTTY) {
+			fails = append(fails, fmt.Sprintf("ioctl %#x: %v, want ENOTTY from the memfd (allowed)", r, err))
+		}
+	}
+	refused("ioctl KVM_IRQ_LINE (never needed)", mem.ioctl(0x4008ae61))
+	refused("ioctl KVM_GET_SUPPORTED_CPUID (set-up only)", mem.ioctl(0xc008ae05))
+	refused("ioctl TCGETS", errOf(unix.IoctlGetTermios(0, unix.TCGETS)))
+	_, err = os.Open("/nonexistent")
+	refused("openat", err)
+	refused("execve", syscall.Exec("/nonexistent", nil, nil))
+	refused("execveat", mem.execveat())
+	_, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	refused("socket", err)
+	refused("connect", rawErr(unix.SYS_CONNECT, ^uintptr(0), 0, 0))
+	refused("unlinkat", unix.Unlinkat(unix.AT_FDCWD, "/nonexistent", 0))
+	refused("prlimit64", unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &unix.Rlimit{}))
+	if err := mem.close(); err != nil {
+		fails = append(fails, err.Error())
 	}
 	if len(fails) > 0 {
 		return errors.New(strings.Join(fails, "\n"))

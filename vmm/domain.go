@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,8 @@ type DomainConfig struct {
 	Label string
 	// Kernel is the path of an ELF64 x86-64 kernel. When KernelData is
 	// set, the image is read from it instead and Kernel only names it in
-	// messages.
+	// messages. Either way the image (at most MaxKernelImage bytes) is
+	// read once, when the domain is created: its restarts boot that copy.
 	Kernel     string
 	KernelData io.ReaderAt
 	Memory     uint64 // bytes of RAM; default DefaultMemory
@@ -108,6 +110,9 @@ type Domain struct {
 	vmm *VMM
 	id  uint16
 	cfg DomainConfig // defaults applied; immutable
+	// image is the kernel file's contents, read by newDomain; every
+	// instance is loaded from it. Immutable.
+	image []byte
 
 	// The current instance. Its fields are read without a lock by the
 	// instance's own vCPU goroutines (started after it is set) and by the
@@ -220,6 +225,12 @@ func (d *Domain) Done() <-chan struct{} { return d.done }
 // valid.
 func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	d := &Domain{vmm: v, id: id, cfg: cfg, done: make(chan struct{}), firstLine: make(chan struct{}), wake: make(chan struct{})}
+	// Read once: every instance is built from these bytes, so a restart
+	// opens no file (CreationNeeds) and boots the kernel the domain was
+	// created with.
+	if d.image, err = readKernel(cfg); err != nil {
+		return nil, err
+	}
 	// Everything an instance is made of costs the process kernel objects:
 	// reserve them all before making any.
 	u := domainUsage(cfg)
@@ -241,69 +252,54 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	return d, nil
 }
 
-// openKernel returns the kernel image to load and a function closing it.
-func openKernel(cfg DomainConfig) (io.ReaderAt, func(), error) {
-	if cfg.KernelData != nil {
-		return cfg.KernelData, func() {}, nil
+// MaxKernelImage bounds a kernel image, read from a file or from
+// DomainConfig.KernelData: a domain keeps its image in memory for its
+// restarts, and the control API takes images in request bodies.
+const MaxKernelImage = 64 << 20
+
+// readKernel reads the whole kernel image of cfg: from KernelData if set,
+// else from the file Kernel.
+func readKernel(cfg DomainConfig) ([]byte, error) {
+	bad := func(err error) error {
+		return fmt.Errorf("domain %q: kernel %s: %w: %v", cfg.Name, cfg.Kernel, ErrBadKernel, err)
 	}
-	kf, err := os.Open(cfg.Kernel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
+	r := cfg.KernelData
+	if r == nil {
+		f, err := os.Open(cfg.Kernel)
+		if err != nil {
+			return nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
+		}
+		defer f.Close()
+		r = f
 	}
-	return kf, func() { kf.Close() }, nil
+	// One byte more than allowed tells an image at the limit from a
+	// larger one.
+	img, err := io.ReadAll(io.NewSectionReader(r, 0, MaxKernelImage+1))
+	switch {
+	case err != nil:
+		return nil, bad(err)
+	case len(img) > MaxKernelImage:
+		return nil, bad(fmt.Errorf("larger than %d MiB", MaxKernelImage>>20))
+	case len(img) == 0:
+		return nil, bad(errors.New("empty image"))
+	}
+	return img, nil
 }
 
-// newInstance builds a VM for d: RAM, tables, kernel, irqchip, vCPUs and
-// devices. restarts is written to the boot info.
+// newInstance builds a VM for d from its kernel image: memory, irqchip,
+// vCPUs and devices. restarts is written to the boot info.
 func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
 	cfg := d.cfg
-	stacks := uint64(cfg.VCPUs) * StackSize
-	params, err := encodeParams(cfg.Params)
-	if err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	kr, closeKernel, err := openKernel(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer closeKernel()
-
 	inst := &instance{}
 	defer func() {
 		if err != nil {
 			inst.free(d)
 		}
 	}()
-	if inst.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
+	if err := inst.newInstanceMemory(cfg, d.id, d.image, restarts); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
-	heapEnd := cfg.Memory - stacks
-	if inst.kernel, err = LoadELF(kr, inst.ram, KernelBase, heapEnd); err != nil {
-		return nil, fmt.Errorf("domain %q: kernel %s: %w", cfg.Name, cfg.Kernel, err)
-	}
-	heapStart := (inst.kernel.End + PageSize - 1) &^ (PageSize - 1)
-	if err := writeTables(inst.ram); err != nil {
-		return nil, fmt.Errorf("domain %q: page tables: %w", cfg.Name, err)
-	}
-	bi := bootInfo{domid: d.id, vcpus: uint32(cfg.VCPUs), memSize: cfg.Memory, heapStart: heapStart, heapEnd: heapEnd,
-		restarts: uint32(restarts), params: params}
-	if err := writeBootInfo(inst.ram, bi); err != nil {
-		return nil, fmt.Errorf("domain %q: boot info: %w", cfg.Name, err)
-	}
-
-	if inst.vm, err = v.sys.CreateVM(); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := inst.vm.SetTSSAddr(tssAddrKVM); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := inst.vm.CreateIRQChip(); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := inst.vm.SetUserMemoryRegion(slotRAM, 0, 0, cfg.Memory, ramAddr(inst.ram)); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := inst.setupGrantMemory(cfg); err != nil {
+	if err := inst.setupVM(v.sys, cfg); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
 	cpuid := guestCPUID(v.sys.SupportedCPUID())
@@ -337,21 +333,62 @@ func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
 	return inst, nil
 }
 
-// setupGrantMemory creates the grant table frames and the grant window and
-// registers them with KVM (docs/memory-layout.md).
-func (inst *instance) setupGrantMemory(cfg DomainConfig) error {
+// newInstanceMemory makes the instance's host memory, with no KVM call:
+// RAM holding the kernel, page tables and boot info; the grant table
+// frames; the grant window's reservation (docs/memory-layout.md). On an
+// error, what was made is left for instance.free.
+func (inst *instance) newInstanceMemory(cfg DomainConfig, domid uint16, image []byte, restarts int) error {
+	params, err := encodeParams(cfg.Params)
+	if err != nil {
+		return err
+	}
 	frames := cfg.Gnttab.maxFrames()
 	if frames > MaxGrantFrames {
 		return fmt.Errorf("gnttab max_frames %d above %d", frames, MaxGrantFrames)
 	}
-	var err error
+	if inst.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
+		return err
+	}
+	heapEnd := cfg.Memory - uint64(cfg.VCPUs)*StackSize
+	if inst.kernel, err = LoadELF(bytes.NewReader(image), inst.ram, KernelBase, heapEnd); err != nil {
+		return fmt.Errorf("kernel %s: %w", cfg.Kernel, err)
+	}
+	heapStart := (inst.kernel.End + PageSize - 1) &^ (PageSize - 1)
+	if err := writeTables(inst.ram); err != nil {
+		return fmt.Errorf("page tables: %w", err)
+	}
+	bi := bootInfo{domid: domid, vcpus: uint32(cfg.VCPUs), memSize: cfg.Memory, heapStart: heapStart, heapEnd: heapEnd,
+		restarts: uint32(restarts), params: params}
+	if err := writeBootInfo(inst.ram, bi); err != nil {
+		return fmt.Errorf("boot info: %w", err)
+	}
 	if inst.gtab, err = NewRAM(cfg.Name+":gnttab", uint64(frames)*PageSize); err != nil {
 		return err
 	}
-	if err := inst.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, inst.gtab.Size(), ramAddr(inst.gtab)); err != nil {
+	if inst.window, err = newGrantWindow(int(cfg.Gnttab.windowVMAs())); err != nil {
 		return err
 	}
-	if inst.window, err = newGrantWindow(int(cfg.Gnttab.windowVMAs())); err != nil {
+	return nil
+}
+
+// setupVM creates the instance's VM with its irqchip and registers its
+// memory with KVM: RAM at 0, the grant table frames and the two halves of
+// the grant window (docs/memory-layout.md).
+func (inst *instance) setupVM(sys *kvm.System, cfg DomainConfig) error {
+	var err error
+	if inst.vm, err = sys.CreateVM(); err != nil {
+		return err
+	}
+	if err := inst.vm.SetTSSAddr(tssAddrKVM); err != nil {
+		return err
+	}
+	if err := inst.vm.CreateIRQChip(); err != nil {
+		return err
+	}
+	if err := inst.vm.SetUserMemoryRegion(slotRAM, 0, 0, cfg.Memory, ramAddr(inst.ram)); err != nil {
+		return err
+	}
+	if err := inst.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, inst.gtab.Size(), ramAddr(inst.gtab)); err != nil {
 		return err
 	}
 	if err := inst.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, inst.window.base); err != nil {

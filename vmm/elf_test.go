@@ -5,6 +5,9 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -236,6 +239,46 @@ func TestLoadELFMalformed(t *testing.T) {
 		_, err := LoadELF(bytes.NewReader(tc.file), mem, KernelBase, ram)
 		if !errors.Is(err, ErrBadKernel) {
 			t.Errorf("%s: err = %v, want ErrBadKernel", tc.name, err)
+		}
+	}
+}
+
+// TestReadKernel: the image is read whole, once, from KernelData or the
+// file, and bounded by MaxKernelImage.
+func TestReadKernel(t *testing.T) {
+	img := goodELF().build()
+	path := filepath.Join(t.TempDir(), "k.elf")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]DomainConfig{
+		"file":   {Name: "f", Kernel: path},
+		"memory": {Name: "m", Kernel: "in memory", KernelData: bytes.NewReader(img)},
+	} {
+		got, err := readKernel(cfg)
+		if err != nil || !bytes.Equal(got, img) {
+			t.Errorf("%s: %d bytes, %v; want the %d-byte image", name, len(got), err, len(img))
+		}
+	}
+	// The copy is the domain's own: later changes to the source do not
+	// reach it.
+	src := bytes.Clone(img)
+	got, _ := readKernel(DomainConfig{Name: "m", KernelData: bytes.NewReader(src)})
+	src[0] = 0
+	if got[0] != 0x7f {
+		t.Error("the image aliases the caller's bytes")
+	}
+	atLimit := make([]byte, MaxKernelImage)
+	if got, err := readKernel(DomainConfig{Name: "l", KernelData: bytes.NewReader(atLimit)}); err != nil || len(got) != MaxKernelImage {
+		t.Errorf("an image of exactly MaxKernelImage: %d bytes, %v", len(got), err)
+	}
+	for name, cfg := range map[string]DomainConfig{
+		"too large": {Name: "b", Kernel: "big", KernelData: bytes.NewReader(make([]byte, MaxKernelImage+1))},
+		"empty":     {Name: "e", Kernel: "empty", KernelData: bytes.NewReader(nil)},
+		"missing":   {Name: "n", Kernel: filepath.Join(t.TempDir(), "none.elf")},
+	} {
+		if _, err := readKernel(cfg); !errors.Is(err, ErrBadKernel) || !strings.Contains(err.Error(), cfg.Kernel) {
+			t.Errorf("%s: %v, want ErrBadKernel naming %q", name, err, cfg.Kernel)
 		}
 	}
 }

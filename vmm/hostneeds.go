@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"slices"
+
 	"github.com/argovisor/argovisor/kvm"
 	"golang.org/x/sys/unix"
 )
@@ -12,17 +14,17 @@ import (
 type HostNeeds struct {
 	// Syscalls are the system calls the VMM makes (unix.SYS_*). The sandbox
 	// keeps its own argument restrictions on some of them (no PROT_EXEC
-	// for mmap, only hole punching for fallocate, …).
+	// for mmap, only hole punching for fallocate, only MFD_CLOEXEC for
+	// memfd_create, …).
 	Syscalls []uintptr
 	// Ioctls are the only ioctl requests the VMM issues.
 	Ioctls []kvm.Request
 }
 
 // RunningNeeds is what domains that already exist need while they run and
-// when they are stopped and released. Creating domains (memfd_create,
-// ftruncate, KVM_CREATE_VM and the other set-up ioctls, opening the kernel
-// file) is not in it: `argovisor run` creates every domain before the
-// sandbox is applied.
+// when they are stopped and released. Building a domain is CreationNeeds:
+// without the control API or a restart policy, `argovisor run` creates
+// every domain before the sandbox is applied and needs only this.
 func RunningNeeds() HostNeeds {
 	return HostNeeds{
 		Syscalls: []uintptr{
@@ -37,11 +39,48 @@ func RunningNeeds() HostNeeds {
 			unix.SYS_WRITE,     // console lines, summaries, hypercall traces
 		},
 		Ioctls: []kvm.Request{
-			kvm.ReqRun,       // every vCPU loop iteration
+			kvm.ReqRun,       // every vCPU loop iteration (vcpu.run)
 			kvm.ReqSignalMSI, // VIRQs and InjectInterrupt
-			kvm.ReqGetRegs,   // register dump of a crashed domain
-			kvm.ReqGetSregs,  // CR2 of a crashed domain
-			kvm.ReqGetTSCKHz, // Domain.TSCKHz
+			kvm.ReqGetRegs,   // register dump of a crashed domain (Domain.crash)
+			kvm.ReqGetSregs,  // CR2 of a crashed domain (Domain.crash)
+		},
+	}
+}
+
+// CreationNeeds is what building a domain's instance and releasing it
+// needs once the KVM device is open and the kernel image is in memory:
+// VMM.CreateDomain with DomainConfig.KernelData and no ConsoleLog (the
+// control API's create with kernel_image), and every restart, which builds
+// from the image read at creation (Domain.image). Opening files is not in
+// it and never will be: a seccomp filter cannot tell one path from
+// another, so a VMM allowed to open its kernel could open anything.
+//
+// It adds to RunningNeeds. Read from newDomain, newInstance,
+// newInstanceMemory, setupVM, initVCPU, instance.free and the kvm calls
+// they make; TestRequestsClassified keeps every request the kvm package
+// can issue accounted for.
+func CreationNeeds() HostNeeds {
+	return HostNeeds{
+		Syscalls: []uintptr{
+			unix.SYS_MEMFD_CREATE, // NewRAM: guest RAM and grant-table frames (MFD_CLOEXEC only)
+			unix.SYS_FTRUNCATE,    // NewRAM: sizing the memfd
+			unix.SYS_MMAP,         // NewRAM's mapping, the grant window's reservation, kvm_run (VM.CreateVCPU)
+			unix.SYS_MUNMAP,       // instance.free, and the same on a failed build
+			unix.SYS_CLOSE,        // instance.free: vCPU, VM and memfd descriptors
+			unix.SYS_IOCTL,        // the requests below
+		},
+		Ioctls: []kvm.Request{
+			kvm.ReqCreateVM,            // setupVM: System.CreateVM on the open /dev/kvm
+			kvm.ReqSetTSSAddr,          // setupVM
+			kvm.ReqCreateIRQChip,       // setupVM
+			kvm.ReqSetUserMemoryRegion, // setupVM: RAM, grant table and both window halves
+			kvm.ReqCreateVCPU,          // newInstance: VM.CreateVCPU (its kvm_run size was read at OpenSystem)
+			kvm.ReqSetCPUID2,           // initVCPU
+			kvm.ReqGetSregs,            // initVCPU: KVM's reset state, then changed
+			kvm.ReqSetSregs,            // initVCPU
+			kvm.ReqSetRegs,             // initVCPU
+			kvm.ReqSetMPState,          // initVCPU: every vCPU runnable
+			kvm.ReqGetTSCKHz,           // newInstance: read once, for Domain.TSCKHz
 		},
 	}
 }
@@ -62,4 +101,20 @@ func DescriptorBudget(domains []DomainConfig) uint64 {
 		n += d.Descriptors()
 	}
 	return n
+}
+
+// Add returns n with o's needs added, each system call and request once.
+func (n HostNeeds) Add(o HostNeeds) HostNeeds {
+	out := HostNeeds{Syscalls: slices.Clone(n.Syscalls), Ioctls: slices.Clone(n.Ioctls)}
+	for _, s := range o.Syscalls {
+		if !slices.Contains(out.Syscalls, s) {
+			out.Syscalls = append(out.Syscalls, s)
+		}
+	}
+	for _, r := range o.Ioctls {
+		if !slices.Contains(out.Ioctls, r) {
+			out.Ioctls = append(out.Ioctls, r)
+		}
+	}
+	return out
 }
