@@ -1,17 +1,18 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 
+	"github.com/argovisor/argovisor/vmm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -37,8 +38,10 @@ type Backend interface {
 	Destroy(name string) (DomainInfo, error)
 }
 
-// maxBody bounds a request body.
-const maxBody = 1 << 20
+// MaxCreateBody bounds a create body: a kernel image of the largest size
+// (vmm.MaxKernelImage) in base64, and 1 MiB for the rest of the domain
+// table. A larger body gets 413 without being read further.
+const MaxCreateBody = (vmm.MaxKernelImage+2)/3*4 + 1<<20
 
 // Server serves the control API on a listener.
 type Server struct {
@@ -48,6 +51,13 @@ type Server struct {
 	mux  *http.ServeMux
 	stop chan struct{} // closed when a client asks for shutdown
 	once sync.Once
+
+	// maxCreate is MaxCreateBody (smaller in tests).
+	maxCreate int64
+	// createMu serialises creates, from reading the body to the domain
+	// built: however many clients send at once, the VMM holds one body
+	// and one kernel image being decoded at a time. Leaf lock.
+	createMu sync.Mutex
 }
 
 // NewServer makes a server over b. log receives one line per request
@@ -56,7 +66,7 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, log: log, mux: http.NewServeMux(), stop: make(chan struct{})}
+	s := &Server{b: b, log: log, mux: http.NewServeMux(), stop: make(chan struct{}), maxCreate: MaxCreateBody}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(b))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{log}})
@@ -124,9 +134,19 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		s.fail(w, r, http.StatusRequestEntityTooLarge, "request body: "+err.Error())
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	var body bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= s.maxCreate {
+		body.Grow(int(n) + bytes.MinRead) // read without growing again
+	}
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxCreate)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes (a kernel image of at most %d MiB, in base64, and the domain table)", s.maxCreate, vmm.MaxKernelImage>>20))
+			return
+		}
+		s.fail(w, r, http.StatusBadRequest, "request body: "+err.Error())
 		return
 	}
 	select {
@@ -135,7 +155,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	info, err := s.b.Create(body)
+	info, err := s.b.Create(body.Bytes())
 	if err != nil {
 		s.error(w, r, err)
 		return

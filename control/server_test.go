@@ -1,10 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/argovisor/argovisor/vmm"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -110,8 +114,9 @@ func (f *fakeBackend) Destroy(name string) (DomainInfo, error) {
 	return d.DomainInfo, nil
 }
 
-// serve starts a server over b on a socket in a temp dir.
-func serve(t *testing.T, b Backend) (*Server, *Client, string) {
+// serve starts a server over b on a socket in a temp dir; configure, if
+// any, changes it before it serves.
+func serve(t *testing.T, b Backend, configure ...func(*Server)) (*Server, *Client, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	l, err := Listen(sock)
@@ -119,6 +124,9 @@ func serve(t *testing.T, b Backend) (*Server, *Client, string) {
 		t.Fatal(err)
 	}
 	s := NewServer(b, nil)
+	for _, f := range configure {
+		f(s)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
 	t.Cleanup(func() {
@@ -142,7 +150,8 @@ func apiStatus(err error) int {
 
 func TestRoutes(t *testing.T) {
 	fb := &fakeBackend{}
-	s, c, sock := serve(t, fb)
+	const limit = 1 << 20
+	s, c, sock := serve(t, fb, func(s *Server) { s.maxCreate = limit })
 	ctx := context.Background()
 
 	if l, err := c.List(ctx); err != nil || len(l) != 0 {
@@ -161,7 +170,7 @@ func TestRoutes(t *testing.T) {
 	if _, err := c.Create(ctx, []byte(`not json`)); apiStatus(err) != http.StatusBadRequest {
 		t.Errorf("bad body: %v", err)
 	}
-	if _, err := c.Create(ctx, []byte(strings.Repeat("x", maxBody+1))); apiStatus(err) != http.StatusRequestEntityTooLarge {
+	if _, err := c.Create(ctx, []byte(strings.Repeat("x", limit+1))); apiStatus(err) != http.StatusRequestEntityTooLarge || !strings.Contains(err.Error(), "kernel image of at most 64 MiB") {
 		t.Errorf("huge body: %v", err)
 	}
 	l, err := c.List(ctx)
@@ -397,6 +406,27 @@ func TestListenSocket(t *testing.T) {
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Close left the socket file: %v", err)
 	}
+	// KeepFile (a VMM under its seccomp filter cannot unlink): the socket
+	// stays, nobody answers on it, and the next Listen replaces it.
+	kept, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept.KeepFile()
+	if err := kept.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(sock); err != nil || st.Mode()&fs.ModeSocket == 0 {
+		t.Errorf("KeepFile: the socket file is gone after Close: %v", err)
+	}
+	if _, err := NewClient(sock).List(context.Background()); err == nil {
+		t.Error("something answers on the kept socket after Close")
+	}
+	again, err := Listen(sock)
+	if err != nil {
+		t.Fatalf("Listen over a kept socket: %v", err)
+	}
+	again.Close()
 	// A stale socket (its process gone: nobody accepts) is replaced.
 	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -423,6 +453,101 @@ func TestListenSocket(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want only the file", len(ents))
+	}
+}
+
+// imageBackend is the fake backend whose create goes through
+// VMMBackend's real decoding (as under --seccomp=on: NoFiles) and records
+// what it decoded.
+type imageBackend struct {
+	fakeBackend
+	s *Server
+
+	// mu guards images and locked.
+	mu     sync.Mutex
+	images [][]byte
+	locked bool // whether every create ran with the create lock held
+}
+
+func (b *imageBackend) Create(body []byte) (DomainInfo, error) {
+	// The server holds createMu across the whole create.
+	if b.s.createMu.TryLock() {
+		b.s.createMu.Unlock()
+		b.mu.Lock()
+		b.locked = false
+		b.mu.Unlock()
+	}
+	cfg, err := (&VMMBackend{NoFiles: true, Dir: "/nonexistent"}).decode(body)
+	if err != nil {
+		return DomainInfo{}, err
+	}
+	img, err := io.ReadAll(io.NewSectionReader(cfg.KernelData, 0, 1<<30))
+	if err != nil {
+		return DomainInfo{}, err
+	}
+	b.mu.Lock()
+	b.images = append(b.images, img)
+	b.mu.Unlock()
+	return b.fakeBackend.Create(body)
+}
+
+// TestCreateKernelImage: a create carries its kernel as bytes
+// (kernel_image, base64) — more than the old 1 MiB body — and reaches the
+// backend whole; with the process unable to open files, a create that
+// names only a path is a 400 saying what to send, as is a console_log;
+// a body over the bound is a 413 and never reaches the backend.
+func TestCreateKernelImage(t *testing.T) {
+	b := &imageBackend{locked: true}
+	const limit = 4 << 20
+	_, c, _ := serve(t, b, func(s *Server) { b.s = s; s.maxCreate = limit })
+	ctx := context.Background()
+	img := make([]byte, 2<<20)
+	for i := range img {
+		img[i] = byte(i * 7)
+	}
+	body, err := json.Marshal(map[string]any{"name": "k", "kernel": "/abs/k.elf", "memory": "16M", "kernel_image": img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Create(ctx, body)
+	if err != nil || info.Name != "k" {
+		t.Fatalf("create with a 2 MiB image: %+v, %v", info, err)
+	}
+	b.mu.Lock()
+	if len(b.images) != 1 || !bytes.Equal(b.images[0], img) {
+		t.Fatalf("the backend decoded %d images, want the one sent", len(b.images))
+	}
+	if !b.locked {
+		t.Error("a create ran without the create lock")
+	}
+	b.mu.Unlock()
+	for _, tc := range []struct{ body, want string }{
+		{`{"name": "p", "kernel": "/abs/k.elf", "memory": "16M"}`, "the kernel must be sent in kernel_image"},
+		{`{"name": "p", "kernel_image": "f0VMRg==", "memory": "16M", "console_log": "/tmp/p.log"}`, "console_log is not available"},
+		{`{"name": "p", "kernel_image": "%%%", "memory": "16M"}`, "base64"},
+	} {
+		if _, err := c.Create(ctx, []byte(tc.body)); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create %s: %v, want 400 mentioning %q", tc.body, err, tc.want)
+		}
+	}
+	huge, err := json.Marshal(map[string]any{"name": "h", "memory": "16M", "kernel_image": make([]byte, limit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, huge); apiStatus(err) != http.StatusRequestEntityTooLarge {
+		t.Errorf("create over the bound: %v, want 413", err)
+	}
+	b.mu.Lock()
+	if len(b.images) != 1 {
+		t.Errorf("%d images reached the backend, want only the first", len(b.images))
+	}
+	b.mu.Unlock()
+	if l, _ := c.List(ctx); len(l) != 1 {
+		t.Errorf("list = %+v, want only k", l)
+	}
+	// The real bound holds the largest image the VMM accepts, in base64.
+	if MaxCreateBody < base64.StdEncoding.EncodedLen(vmm.MaxKernelImage)+len(`{"name":"x","kernel_image":""}`) {
+		t.Errorf("MaxCreateBody %d cannot hold a %d-byte image", MaxCreateBody, vmm.MaxKernelImage)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,13 +21,13 @@ var ErrSocketInUse = errors.New("another VMM is already serving on this socket")
 // Listen fails with ErrSocketInUse; if nobody answers (a VMM that died
 // without removing it), the stale file is replaced. Any other file at
 // path is left alone and is an error. Closing the listener removes the
-// socket file.
+// socket file, unless KeepFile was called.
 //
 // The socket is bound in a private directory (mode 0700), made 0600, and
 // then hard-linked into place: it is never reachable with a looser mode,
 // the process umask is not touched, and link fails if two VMMs race for
 // the same path.
-func Listen(path string) (net.Listener, error) {
+func Listen(path string) (*Listener, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("api socket %s: %w", path, err)
@@ -60,7 +61,7 @@ func Listen(path string) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return &unixListener{UnixListener: l, path: abs}, nil
+	return &Listener{l: l, path: abs}, nil
 }
 
 // removeStale removes path if it is a socket nobody answers on.
@@ -86,14 +87,35 @@ func removeStale(path string) error {
 	return nil
 }
 
-// unixListener removes its socket file when closed.
-type unixListener struct {
-	*net.UnixListener
+// Listener is the API's listening socket. Closing it removes the socket
+// file, unless KeepFile was called.
+type Listener struct {
+	l    *net.UnixListener
 	path string
+	keep atomic.Bool
 }
 
-func (l *unixListener) Close() error {
-	err := l.UnixListener.Close()
+// Accept implements net.Listener.
+func (l *Listener) Accept() (net.Conn, error) { return l.l.Accept() }
+
+// Addr implements net.Listener.
+func (l *Listener) Addr() net.Addr { return l.l.Addr() }
+
+// Path is the socket file's absolute path.
+func (l *Listener) Path() string { return l.path }
+
+// KeepFile makes Close leave the socket file in place. A process whose
+// seccomp filter forbids unlinking files calls it before the filter goes
+// on; the file left behind is then a stale socket, which the next Listen
+// on the path replaces.
+func (l *Listener) KeepFile() { l.keep.Store(true) }
+
+// Close stops listening and removes the socket file (see KeepFile).
+func (l *Listener) Close() error {
+	err := l.l.Close()
+	if l.keep.Load() {
+		return err
+	}
 	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}

@@ -16,6 +16,11 @@ type VMMBackend struct {
 	// console_log); default the working directory. The ctl client sends
 	// absolute paths.
 	Dir string
+	// NoFiles is set when the process cannot open files (its seccomp
+	// filter kills it if it tries): a create must then carry the kernel's
+	// bytes in kernel_image, and console_log is refused, both with a 400
+	// before anything is looked up.
+	NoFiles bool
 }
 
 // Info describes a domain for the API.
@@ -98,22 +103,9 @@ func (b *VMMBackend) AllStats() []DomainStats {
 
 // Create implements Backend: the domain is built and started.
 func (b *VMMBackend) Create(body []byte) (DomainInfo, error) {
-	dir := b.Dir
-	if dir == "" {
-		var err error
-		if dir, err = os.Getwd(); err != nil {
-			return DomainInfo{}, err
-		}
-	}
-	lookup := func(name string) (uint16, bool) {
-		if d := b.V.DomainByName(name); d != nil {
-			return d.ID(), true
-		}
-		return 0, false
-	}
-	cfg, err := vmm.DecodeDomainJSON(body, dir, lookup)
+	cfg, err := b.decode(body)
 	if err != nil {
-		return DomainInfo{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return DomainInfo{}, err
 	}
 	d, err := b.V.CreateDomain(cfg)
 	switch {
@@ -129,6 +121,28 @@ func (b *VMMBackend) Create(body []byte) (DomainInfo, error) {
 		return DomainInfo{}, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
 	return Info(d), nil
+}
+
+// decode turns a create body into a domain configuration; its errors wrap
+// ErrBadRequest. With NoFiles it looks nothing up in the file system.
+func (b *VMMBackend) decode(body []byte) (vmm.DomainConfig, error) {
+	o := vmm.DomainJSONOptions{Dir: b.Dir, NoFiles: b.NoFiles, Lookup: func(name string) (uint16, bool) {
+		if d := b.V.DomainByName(name); d != nil {
+			return d.ID(), true
+		}
+		return 0, false
+	}}
+	if o.Dir == "" && !o.NoFiles {
+		var err error
+		if o.Dir, err = os.Getwd(); err != nil {
+			return vmm.DomainConfig{}, err
+		}
+	}
+	cfg, err := vmm.DecodeDomainJSON(body, o)
+	if err != nil {
+		return vmm.DomainConfig{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return cfg, nil
 }
 
 // Stop implements Backend.

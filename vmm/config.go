@@ -46,6 +46,7 @@ type fileDomain struct {
 	Name           string         `toml:"name" json:"name"`
 	Label          string         `toml:"label" json:"label"`
 	Kernel         string         `toml:"kernel" json:"kernel"`
+	KernelImage    []byte         `toml:"-" json:"kernel_image"` // JSON only: base64
 	Memory         any            `toml:"memory" json:"memory"`
 	VCPUs          *int64         `toml:"vcpus" json:"vcpus"`
 	Params         map[string]any `toml:"params" json:"params"`
@@ -172,17 +173,28 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	if err := checkLabel(fd.Label); err != nil {
 		return DomainConfig{}, err
 	}
-	if fd.Kernel == "" {
-		return DomainConfig{}, errors.New("missing kernel")
-	}
 	kernel := fd.Kernel
-	if !filepath.IsAbs(kernel) {
-		kernel = filepath.Join(dir, kernel)
-	}
-	if st, err := os.Stat(kernel); err != nil {
-		return DomainConfig{}, fmt.Errorf("kernel %s: %v", kernel, errors.Unwrap(err))
-	} else if !st.Mode().IsRegular() {
-		return DomainConfig{}, fmt.Errorf("kernel %s is not a regular file", kernel)
+	switch {
+	case fd.KernelImage != nil:
+		// The image itself: kernel, if given, only names it.
+		if kernel == "" {
+			kernel = "kernel_image"
+		}
+		// Its size is bounded where every image is read (readKernel).
+		if len(fd.KernelImage) == 0 {
+			return DomainConfig{}, errors.New("kernel_image is empty")
+		}
+	case kernel == "":
+		return DomainConfig{}, errors.New("missing kernel")
+	default:
+		if !filepath.IsAbs(kernel) {
+			kernel = filepath.Join(dir, kernel)
+		}
+		if st, err := os.Stat(kernel); err != nil {
+			return DomainConfig{}, fmt.Errorf("kernel %s: %v", kernel, errors.Unwrap(err))
+		} else if !st.Mode().IsRegular() {
+			return DomainConfig{}, fmt.Errorf("kernel %s is not a regular file", kernel)
+		}
 	}
 	if fd.Memory == nil {
 		return DomainConfig{}, errors.New("missing memory (e.g. memory = \"16M\")")
@@ -243,6 +255,9 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	}
 	dc := DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
+	if fd.KernelImage != nil {
+		dc.KernelData = bytes.NewReader(fd.KernelImage)
+	}
 	for _, a := range []struct{ key, val string }{{"on_exit", fd.OnExit}, {"on_crash", fd.OnCrash}} {
 		if a.val != "" && !Action(a.val).valid() {
 			return DomainConfig{}, fmt.Errorf("%s = %q, want \"destroy\", \"restart\" or \"preserve\"", a.key, a.val)
@@ -270,14 +285,33 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	return dc, nil
 }
 
+// DomainJSONOptions say how DecodeDomainJSON resolves what a domain table
+// names.
+type DomainJSONOptions struct {
+	// Dir anchors relative kernel and console_log paths.
+	Dir string
+	// Lookup finds the id of an existing domain by name, for send_to and
+	// map_from; nil knows none.
+	Lookup func(name string) (uint16, bool)
+	// NoFiles refuses every key that would make the VMM look up or open a
+	// file: a kernel given by its path alone (its bytes must come in
+	// kernel_image) and console_log. A VMM under its seccomp filter sets
+	// it: it can open no file, and trying would kill it.
+	NoFiles bool
+}
+
 // DecodeDomainJSON reads one domain from a JSON object with the keys of a
 // [[domain]] table ("name", "kernel", "memory", "vcpus", "params", "argo",
-// "gnttab", "on_exit", …), as the control API's create takes it. Relative
-// paths are resolved against dir; send_to and map_from names are looked up
-// with lookup (the VMM's existing domains). Errors wrap ErrBadConfig.
-func DecodeDomainJSON(data []byte, dir string, lookup func(name string) (uint16, bool)) (DomainConfig, error) {
+// "gnttab", "on_exit", …) and "kernel_image", the kernel's bytes in
+// base64, as the control API's create takes it. With kernel_image, kernel
+// only names the image and no file is read. Errors wrap ErrBadConfig.
+func DecodeDomainJSON(data []byte, o DomainJSONOptions) (DomainConfig, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, a...))
+	}
+	lookup := o.Lookup
+	if lookup == nil {
+		lookup = func(string) (uint16, bool) { return 0, false }
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -286,7 +320,11 @@ func DecodeDomainJSON(data []byte, dir string, lookup func(name string) (uint16,
 	if err := dec.Decode(&fd); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return DomainConfig{}, bad("%s must be %s, not %s", te.Field, tomlTypeName(te.Type.String()), te.Value)
+			want := tomlTypeName(te.Type.String())
+			if te.Field == "kernel_image" {
+				want = "a string (the kernel's bytes in base64)"
+			}
+			return DomainConfig{}, bad("%s must be %s, not %s", te.Field, want, te.Value)
 		}
 		return DomainConfig{}, bad("domain JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
@@ -300,7 +338,16 @@ func DecodeDomainJSON(data []byte, dir string, lookup func(name string) (uint16,
 	if err := checkName(fd.Name); err != nil {
 		return DomainConfig{}, bad("%s: %v", where, err)
 	}
-	dc, err := fd.toConfig(dir)
+	if o.NoFiles {
+		// Checked before toConfig, which would look the kernel file up.
+		if fd.KernelImage == nil {
+			return DomainConfig{}, bad("%s: the kernel must be sent in kernel_image (its bytes, base64): this VMM runs under its seccomp filter (--seccomp=on) and cannot open %q; argovisor ctl create sends the file's contents", where, fd.Kernel)
+		}
+		if fd.ConsoleLog != "" {
+			return DomainConfig{}, bad("%s: console_log is not available: this VMM runs under its seccomp filter (--seccomp=on) and cannot open %q", where, fd.ConsoleLog)
+		}
+	}
+	dc, err := fd.toConfig(o.Dir)
 	if err != nil {
 		return DomainConfig{}, bad("%s: %v", where, err)
 	}

@@ -1,7 +1,10 @@
 package vmm
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,7 +245,7 @@ func TestDecodeDomainJSON(t *testing.T) {
 	dc, err := DecodeDomainJSON([]byte(`{"name": "ping", "kernel": "k.elf", "memory": "16M", "vcpus": 2,
 		"params": {"peer": 7, "size": "64", "fast": true},
 		"argo": {"send_to": ["pong"]}, "gnttab": {"map_from": ["pong"], "max_frames": 4},
-		"on_crash": "restart", "restart_limit": 3, "restart_backoff": "10ms", "console_log": "ping.log"}`), dir, lookup)
+		"on_crash": "restart", "restart_limit": 3, "restart_backoff": "10ms", "console_log": "ping.log"}`), DomainJSONOptions{Dir: dir, Lookup: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +256,7 @@ func TestDecodeDomainJSON(t *testing.T) {
 		dc.ConsoleLog != filepath.Join(dir, "ping.log") {
 		t.Errorf("decoded %+v", dc)
 	}
-	if dc, err := DecodeDomainJSON([]byte(`{"name": "m", "kernel": "k.elf", "memory": 4194304}`), dir, lookup); err != nil || dc.Memory != 4<<20 {
+	if dc, err := DecodeDomainJSON([]byte(`{"name": "m", "kernel": "k.elf", "memory": 4194304}`), DomainJSONOptions{Dir: dir, Lookup: lookup}); err != nil || dc.Memory != 4<<20 {
 		t.Errorf("integer memory: %+v, %v", dc, err)
 	}
 	for _, tc := range []struct{ body, want string }{
@@ -270,8 +273,74 @@ func TestDecodeDomainJSON(t *testing.T) {
 		{`[1, 2]`, "domain JSON"},
 		{`{"name": `, "domain JSON"},
 	} {
-		if _, err := DecodeDomainJSON([]byte(tc.body), dir, lookup); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+		if _, err := DecodeDomainJSON([]byte(tc.body), DomainJSONOptions{Dir: dir, Lookup: lookup}); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want ErrBadConfig mentioning %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// TestDecodeDomainJSONImage: a kernel sent as bytes (kernel_image, base64)
+// is used as is, with kernel only naming it; with NoFiles, what would
+// open or look up a file is refused before anything is looked up.
+func TestDecodeDomainJSONImage(t *testing.T) {
+	img := goodELF().build()
+	body := func(extra string) []byte {
+		b, err := json.Marshal(map[string]any{"name": "m", "memory": "16M", "kernel_image": img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(b[:len(b)-1], []byte(extra+"}")...)
+	}
+	// A directory that does not exist: nothing may be looked up in it.
+	none := filepath.Join(t.TempDir(), "gone")
+	for name, o := range map[string]DomainJSONOptions{"files allowed": {Dir: none}, "no files": {Dir: none, NoFiles: true}} {
+		for _, extra := range []string{"", `, "kernel": "relative/k.elf"`} {
+			dc, err := DecodeDomainJSON(body(extra), o)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, extra, err)
+			}
+			if dc.KernelData == nil {
+				t.Fatalf("%s: no KernelData", name)
+			}
+			got, err := readKernel(dc, MaxKernelImage)
+			if err != nil || !bytes.Equal(got, img) {
+				t.Errorf("%s: image %d bytes, %v; want the %d sent", name, len(got), err, len(img))
+			}
+			want := "kernel_image"
+			if extra != "" {
+				want = "relative/k.elf" // a name only: not resolved, not looked up
+			}
+			if dc.Kernel != want {
+				t.Errorf("%s: kernel named %q, want %q", name, dc.Kernel, want)
+			}
+		}
+	}
+	k := filepath.Join(t.TempDir(), "k.elf")
+	if err := os.WriteFile(k, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pathOnly := []byte(fmt.Sprintf(`{"name": "p", "kernel": %q, "memory": "16M"}`, k))
+	if dc, err := DecodeDomainJSON(pathOnly, DomainJSONOptions{}); err != nil || dc.Kernel != k || dc.KernelData != nil {
+		t.Errorf("a path without NoFiles: %+v, %v", dc, err)
+	}
+	for _, tc := range []struct {
+		body []byte
+		o    DomainJSONOptions
+		want string
+	}{
+		{pathOnly, DomainJSONOptions{NoFiles: true}, "the kernel must be sent in kernel_image"},
+		{[]byte(`{"name": "p", "memory": "16M"}`), DomainJSONOptions{NoFiles: true}, "kernel_image"},
+		{body(`, "console_log": "/tmp/p.log"`), DomainJSONOptions{NoFiles: true}, "console_log is not available"},
+		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": ""}`), DomainJSONOptions{}, "kernel_image is empty"},
+		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": "not base64!"}`), DomainJSONOptions{}, "base64"},
+		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": 5}`), DomainJSONOptions{}, "kernel_image must be a string (the kernel's bytes in base64)"},
+	} {
+		if _, err := DecodeDomainJSON(tc.body, tc.o); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%.60s…: %v, want ErrBadConfig mentioning %q", tc.body, err, tc.want)
+		}
+	}
+	// kernel_image is not a config file key.
+	if _, err := ParseConfig("c.toml", []byte("[[domain]]\nname = \"a\"\nkernel_image = \"AAAA\"\nmemory = \"16M\"\n")); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Errorf("kernel_image in a config file: %v", err)
 	}
 }

@@ -228,7 +228,7 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	// Read once: every instance is built from these bytes, so a restart
 	// opens no file (CreationNeeds) and boots the kernel the domain was
 	// created with.
-	if d.image, err = readKernel(cfg); err != nil {
+	if d.image, err = readKernel(cfg, MaxKernelImage); err != nil {
 		return nil, err
 	}
 	// Everything an instance is made of costs the process kernel objects:
@@ -257,29 +257,50 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 // restarts, and the control API takes images in request bodies.
 const MaxKernelImage = 64 << 20
 
-// readKernel reads the whole kernel image of cfg: from KernelData if set,
-// else from the file Kernel.
-func readKernel(cfg DomainConfig) ([]byte, error) {
+// readKernel reads the whole kernel image of cfg, at most limit bytes
+// (MaxKernelImage but in tests): from KernelData if set, else from the
+// file Kernel.
+func readKernel(cfg DomainConfig, limit int) ([]byte, error) {
 	bad := func(err error) error {
 		return fmt.Errorf("domain %q: kernel %s: %w: %v", cfg.Name, cfg.Kernel, ErrBadKernel, err)
 	}
 	r := cfg.KernelData
+	size := int64(-1) // unknown
+	if s, ok := r.(interface{ Size() int64 }); ok {
+		size = s.Size() // bytes.Reader, strings.Reader, io.SectionReader
+	}
 	if r == nil {
 		f, err := os.Open(cfg.Kernel)
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
 		}
 		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
 		r = f
 	}
-	// One byte more than allowed tells an image at the limit from a
-	// larger one.
-	img, err := io.ReadAll(io.NewSectionReader(r, 0, MaxKernelImage+1))
+	var img []byte
+	var err error
+	switch {
+	case size > int64(limit):
+		return nil, bad(fmt.Errorf("%d bytes, more than the %d allowed", size, limit))
+	case size >= 0:
+		img = make([]byte, size)
+		var n int
+		if n, err = r.ReadAt(img, 0); n == len(img) {
+			err = nil // io.EOF may come with the last byte
+		}
+	default:
+		// One byte more than allowed tells an image at the limit from a
+		// larger one.
+		img, err = io.ReadAll(io.NewSectionReader(r, 0, int64(limit)+1))
+	}
 	switch {
 	case err != nil:
 		return nil, bad(err)
-	case len(img) > MaxKernelImage:
-		return nil, bad(fmt.Errorf("larger than %d MiB", MaxKernelImage>>20))
+	case len(img) > limit:
+		return nil, bad(fmt.Errorf("more than the %d bytes allowed", limit))
 	case len(img) == 0:
 		return nil, bad(errors.New("empty image"))
 	}

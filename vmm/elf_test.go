@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,7 +245,7 @@ func TestLoadELFMalformed(t *testing.T) {
 }
 
 // TestReadKernel: the image is read whole, once, from KernelData or the
-// file, and bounded by MaxKernelImage.
+// file, and bounded (MaxKernelImage; here a small limit, the same code).
 func TestReadKernel(t *testing.T) {
 	img := goodELF().build()
 	path := filepath.Join(t.TempDir(), "k.elf")
@@ -254,8 +255,10 @@ func TestReadKernel(t *testing.T) {
 	for name, cfg := range map[string]DomainConfig{
 		"file":   {Name: "f", Kernel: path},
 		"memory": {Name: "m", Kernel: "in memory", KernelData: bytes.NewReader(img)},
+		// A reader of unknown size is read up to the limit.
+		"reader": {Name: "r", Kernel: "reader", KernelData: onlyReaderAt{bytes.NewReader(img)}},
 	} {
-		got, err := readKernel(cfg)
+		got, err := readKernel(cfg, MaxKernelImage)
 		if err != nil || !bytes.Equal(got, img) {
 			t.Errorf("%s: %d bytes, %v; want the %d-byte image", name, len(got), err, len(img))
 		}
@@ -263,22 +266,41 @@ func TestReadKernel(t *testing.T) {
 	// The copy is the domain's own: later changes to the source do not
 	// reach it.
 	src := bytes.Clone(img)
-	got, _ := readKernel(DomainConfig{Name: "m", KernelData: bytes.NewReader(src)})
+	got, _ := readKernel(DomainConfig{Name: "m", KernelData: bytes.NewReader(src)}, MaxKernelImage)
 	src[0] = 0
 	if got[0] != 0x7f {
 		t.Error("the image aliases the caller's bytes")
 	}
-	atLimit := make([]byte, MaxKernelImage)
-	if got, err := readKernel(DomainConfig{Name: "l", KernelData: bytes.NewReader(atLimit)}); err != nil || len(got) != MaxKernelImage {
-		t.Errorf("an image of exactly MaxKernelImage: %d bytes, %v", len(got), err)
+	limit := len(img)
+	for name, r := range map[string]io.ReaderAt{"sized": bytes.NewReader(img), "size unknown": onlyReaderAt{bytes.NewReader(img)}} {
+		if got, err := readKernel(DomainConfig{Name: "l", KernelData: r}, limit); err != nil || len(got) != limit {
+			t.Errorf("%s: an image of exactly the limit: %d bytes, %v", name, len(got), err)
+		}
 	}
+	over := append(bytes.Clone(img), 0)
 	for name, cfg := range map[string]DomainConfig{
-		"too large": {Name: "b", Kernel: "big", KernelData: bytes.NewReader(make([]byte, MaxKernelImage+1))},
-		"empty":     {Name: "e", Kernel: "empty", KernelData: bytes.NewReader(nil)},
-		"missing":   {Name: "n", Kernel: filepath.Join(t.TempDir(), "none.elf")},
+		"too large":               {Name: "b", Kernel: "big", KernelData: bytes.NewReader(over)},
+		"too large, size unknown": {Name: "b", Kernel: "big", KernelData: onlyReaderAt{bytes.NewReader(over)}},
+		"too large, file":         {Name: "b", Kernel: writeTemp(t, over)},
+		"empty":                   {Name: "e", Kernel: "empty", KernelData: bytes.NewReader(nil)},
+		"missing":                 {Name: "n", Kernel: filepath.Join(t.TempDir(), "none.elf")},
 	} {
-		if _, err := readKernel(cfg); !errors.Is(err, ErrBadKernel) || !strings.Contains(err.Error(), cfg.Kernel) {
+		if _, err := readKernel(cfg, limit); !errors.Is(err, ErrBadKernel) || !strings.Contains(err.Error(), cfg.Kernel) {
 			t.Errorf("%s: %v, want ErrBadKernel naming %q", name, err, cfg.Kernel)
 		}
 	}
+}
+
+// onlyReaderAt hides everything but ReadAt (no Size).
+type onlyReaderAt struct{ r io.ReaderAt }
+
+func (o onlyReaderAt) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "k.elf")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/argovisor/argovisor/control"
+	"github.com/argovisor/argovisor/vmm"
 )
 
 const ctlSynopsis = `--api-sock PATH [--json] [--timeout DUR] COMMAND
@@ -26,7 +27,8 @@ Commands:
   destroy NAME   end a domain now, free it and forget it (the name can be used again)
   create FILE    create and start a domain from FILE: one domain table in JSON
                  or TOML ([[domain]] or top-level keys); relative paths in it are
-                 resolved against FILE's directory
+                 resolved against FILE's directory, and the kernel file is read
+                 here and sent to the VMM (kernel_image), which opens no file
   shutdown       stop every domain and end the VMM (it prints its summaries)
   metrics        the Prometheus text exposition`
 
@@ -107,7 +109,9 @@ func ctlCmd(args []string, stdout, stderr io.Writer) int {
 
 // domainFile reads a domain table from a JSON or TOML file and returns it
 // as JSON, with relative kernel and console_log paths made absolute
-// against the file's directory (the VMM may run elsewhere).
+// against the file's directory (the VMM may run elsewhere), and the
+// kernel file's contents as kernel_image: a VMM under its seccomp filter
+// cannot open the file itself.
 func domainFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -143,7 +147,44 @@ func domainFile(path string) ([]byte, error) {
 			table[k] = filepath.Join(dir, p)
 		}
 	}
+	if _, given := table["kernel_image"]; !given {
+		if k, ok := table["kernel"].(string); ok && k != "" {
+			img, err := readKernelFile(k)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			table["kernel_image"] = img // encoding/json sends []byte as base64
+		}
+	}
 	return json.Marshal(table)
+}
+
+// readKernelFile reads a kernel to send, refusing one the VMM would refuse
+// for its size before sending it.
+func readKernelFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("kernel %s is not a regular file", path)
+	}
+	if st.Size() > vmm.MaxKernelImage {
+		return nil, fmt.Errorf("kernel %s is %d bytes, the VMM takes at most %d MiB", path, st.Size(), vmm.MaxKernelImage>>20)
+	}
+	img, err := io.ReadAll(io.LimitReader(f, vmm.MaxKernelImage+1))
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", path, err)
+	}
+	if len(img) > vmm.MaxKernelImage {
+		return nil, fmt.Errorf("kernel %s is larger than %d MiB, the most the VMM takes", path, vmm.MaxKernelImage>>20)
+	}
+	return img, nil
 }
 
 // printTable prints an API answer for people.

@@ -57,8 +57,9 @@ root) privileges dropped to UID:GID, and a seccomp allowlist whose
 violation kills the process (--seccomp=log only logs, off installs none).
 With --api-sock (or api_sock in the config) it keeps serving the control
 API (docs/api.md) until "ctl shutdown", SIGINT or SIGTERM, also when every
-domain has ended; building domains after start-up (the API, restart
-policies) needs --seccomp=off or log.
+domain has ended. Domains built after start-up (by the API, or restarted
+by their policy) are built under the filter too, from kernels in memory:
+"ctl create" sends the kernel file's contents, and the VMM opens no file.
 
 ctl is the client of that API: a table for people, --json for scripts.
 
@@ -80,7 +81,7 @@ an SVG plot (default bench/results/latest.json and throughput.svg).
 Examples:
   argovisor run examples/hello.toml
   argovisor run --timeout 10s --trace-hypercalls --trace-domain hello-1 examples/hello.toml
-  argovisor run --api-sock /tmp/argovisor.sock --seccomp=off examples/pingpong.toml
+  argovisor run --api-sock /tmp/argovisor.sock examples/pingpong.toml
   sudo argovisor run --user 65534:65534 examples/hello.toml
   argovisor ctl --api-sock /tmp/argovisor.sock list
   argovisor bench --only argo.pingpong
@@ -337,13 +338,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "argovisor run: --timeout does not go with a control API (use ctl stop or shutdown)")
 		return exitUsage
 	}
-	// The seccomp allowlist covers domains that exist (vmm.RunningNeeds):
-	// building one later — through the API or for a restart — is off it.
-	if why := createsLater(cfg, o); why != "" {
-		if sb.Seccomp == sandbox.SeccompOn {
-			fmt.Fprintf(stderr, "argovisor run: %s builds domains after start-up, which the seccomp allowlist does not allow (docs/security.md); run it with --seccomp=off or --seccomp=log\n", why)
-			return exitUsage
-		}
+	// Building domains after start-up — through the API or for a
+	// restart — adds vmm.CreationNeeds to the allowlist: memfds and the
+	// KVM set-up requests, never opening a file (kernels come in memory).
+	if createsLater(cfg, o) != "" {
+		sb.Needs = sandboxNeeds(vmm.RunningNeeds().Add(vmm.CreationNeeds()))
 		if o.apiSock != "" {
 			sb.Needs = sb.Needs.Add(sandbox.ServeUnixSocket())
 		}
@@ -399,7 +398,21 @@ func runVMM(cfg *vmm.Config, o runOptions, sb sandbox.Config, sigs chan os.Signa
 			fmt.Fprintf(stderr, "argovisor: %v\n", err)
 			return exitUsage
 		}
-		srv = control.NewServer(&control.VMMBackend{V: v}, log)
+		backend := &control.VMMBackend{V: v}
+		if sb.Seccomp == sandbox.SeccompOn {
+			// The filter would kill the process for opening a file:
+			// creates must carry their kernel (kernel_image).
+			backend.NoFiles = true
+		} else if backend.Dir, err = os.Getwd(); err != nil {
+			fmt.Fprintf(stderr, "argovisor: %v\n", err)
+			return exitUsage
+		}
+		if sb.Seccomp != sandbox.SeccompOff {
+			// Under the filter the socket file cannot be unlinked at
+			// exit; it stays, stale, and the next Listen replaces it.
+			l.KeepFile()
+		}
+		srv = control.NewServer(backend, log)
 		go func() { serveDone <- srv.Serve(l) }()
 		log.Info("control API listening", "socket", o.apiSock)
 		defer func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -161,7 +162,9 @@ func TestCtlAgainstAServer(t *testing.T) {
 	}
 
 	// create: TOML with one [[domain]], relative paths made absolute
-	// against the file's directory.
+	// against the file's directory, the kernel file's contents sent.
+	kernel := []byte("\x7fELF and the rest of a kernel")
+	os.WriteFile(filepath.Join(dir, "k.elf"), kernel, 0o644)
 	sub := filepath.Join(dir, "cfg")
 	os.Mkdir(sub, 0o755)
 	toml := filepath.Join(sub, "d.toml")
@@ -175,14 +178,23 @@ func TestCtlAgainstAServer(t *testing.T) {
 	}
 	params, _ := body["params"].(map[string]any)
 	if body["kernel"] != filepath.Join(dir, "k.elf") || body["console_log"] != filepath.Join(sub, "new.log") ||
-		body["memory"] != "16M" || params["n"] != float64(3) {
+		body["memory"] != "16M" || params["n"] != float64(3) || body["kernel_image"] != base64.StdEncoding.EncodeToString(kernel) {
 		t.Errorf("create sent %s", f.created)
 	}
 	// JSON file, and a TOML file with two domains (refused).
+	abs := filepath.Join(dir, "k.elf")
 	js := filepath.Join(sub, "d.json")
-	os.WriteFile(js, []byte(`{"name": "new", "kernel": "/abs/k.elf", "memory": 4194304}`), 0o644)
-	if code, _, errs = ctl("create", js); code != 0 || !strings.Contains(string(f.created), `"/abs/k.elf"`) || !strings.Contains(string(f.created), "4194304") {
+	os.WriteFile(js, []byte(fmt.Sprintf(`{"name": "new", "kernel": %q, "memory": 4194304}`, abs)), 0o644)
+	if code, _, errs = ctl("create", js); code != 0 || !strings.Contains(string(f.created), fmt.Sprintf("%q", abs)) ||
+		!strings.Contains(string(f.created), "4194304") || !strings.Contains(string(f.created), base64.StdEncoding.EncodeToString(kernel)) {
 		t.Errorf("create from JSON: %d %q %s", code, errs, f.created)
+	}
+	// A kernel ctl cannot read is its own error: nothing is sent.
+	f.created = nil
+	missing := filepath.Join(sub, "missing.json")
+	os.WriteFile(missing, []byte(`{"name": "m", "kernel": "nope.elf", "memory": "16M"}`), 0o644)
+	if code, _, errs = ctl("create", missing); code != exitUsage || !strings.Contains(errs, filepath.Join(sub, "nope.elf")) || f.created != nil {
+		t.Errorf("create with a missing kernel: %d %q, sent %s", code, errs, f.created)
 	}
 	two := filepath.Join(sub, "two.toml")
 	os.WriteFile(two, []byte("[[domain]]\nname = \"a\"\n[[domain]]\nname = \"b\"\n"), 0o644)
@@ -204,21 +216,30 @@ func TestCountsText(t *testing.T) {
 	}
 }
 
-// Building domains after start-up is off the seccomp allowlist: the API and
-// restart policies are refused with the default --seccomp=on, before
-// anything is opened or confined.
-func TestLateCreationNeedsSeccompOff(t *testing.T) {
+// Building domains after start-up (the API, restart policies) goes with
+// the default --seccomp=on: nothing is refused at flag time, and without
+// KVM run fails on the device, not on the sandbox.
+func TestLateCreationUnderSeccomp(t *testing.T) {
 	dir := t.TempDir()
+	// No KVM device at this path: run stops there, also on a host with
+	// KVM, before anything serves or is confined.
+	t.Setenv("ARGOVISOR_KVM_DEVICE", filepath.Join(dir, "kvm"))
 	os.WriteFile(filepath.Join(dir, "k.elf"), []byte("x"), 0o644)
 	restart := filepath.Join(dir, "r.toml")
 	os.WriteFile(restart, []byte("[[domain]]\nname = \"r\"\nkernel = \"k.elf\"\nmemory = \"16M\"\non_crash = \"restart\"\n"), 0o644)
 	for _, args := range [][]string{
 		{"run", "--api-sock", filepath.Join(dir, "a.sock")},
+		{"run", "--api-sock", filepath.Join(dir, "a.sock"), "--seccomp=on"},
 		{"run", restart},
+		{"run", "--seccomp=log", restart},
 	} {
 		code, _, errs := runArgs(args...)
-		if code != exitUsage || !strings.Contains(errs, "builds domains after start-up") || !strings.Contains(errs, "--seccomp=off") {
-			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		if code != exitUsage || !strings.Contains(errs, "no usable KVM") || !strings.Contains(errs, filepath.Join(dir, "kvm")) ||
+			strings.Contains(errs, "seccomp") {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 about the KVM device and nothing about seccomp", args, code, errs)
 		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "a.sock")); err == nil {
+		t.Error("a socket was created although run could not start")
 	}
 }

@@ -31,12 +31,17 @@ func addSandboxFlags(fs *flag.FlagSet) *sandboxFlags {
 	return f
 }
 
-// config is the sandbox for running domains that are already created.
+// config is the sandbox for running domains that are already created;
+// runCmd adds what building domains later needs.
 func (f *sandboxFlags) config() sandbox.Config {
-	n := vmm.RunningNeeds()
+	return sandbox.Config{Seccomp: f.mode, User: f.user, Needs: sandboxNeeds(vmm.RunningNeeds())}
+}
+
+// sandboxNeeds turns the VMM's declared needs into the sandbox's.
+func sandboxNeeds(n vmm.HostNeeds) sandbox.Needs {
 	reqs := make([]uintptr, len(n.Ioctls))
 	for i, r := range n.Ioctls {
 		reqs[i] = uintptr(r)
 	}
-	return sandbox.Config{Seccomp: f.mode, User: f.user, Needs: sandbox.Needs{Syscalls: n.Syscalls, Ioctls: reqs}}
+	return sandbox.Needs{Syscalls: n.Syscalls, Ioctls: reqs}
 }
