@@ -47,6 +47,8 @@ func runScenario(name string) error {
 		return nofile()
 	case "serve":
 		return serve(os.Getenv("SOCK"))
+	case "api":
+		return serveAPI(os.Getenv("SOCK"))
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }

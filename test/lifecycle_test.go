@@ -2,6 +2,7 @@ package test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -174,5 +175,48 @@ func TestRestartOnRequest(t *testing.T) {
 	}
 	if n := len(c.of("spin")); n != 2 {
 		t.Errorf("%d console lines, want one per instance:\n%s", n, c.dump())
+	}
+}
+
+// Restart policies through the CLI with the default --seccomp=on: every
+// restart builds a new VM, memory and vCPUs after the lockdown, from the
+// kernel image read at start-up (the filter would kill the process for
+// opening the file again).
+func TestRestartPolicyUnderFilter(t *testing.T) {
+	requireKVM(t)
+	cfg := writeFile(t, t.TempDir(), "restart.toml", fmt.Sprintf(`[[domain]]
+name = "crashy"
+kernel = %q
+memory = "16M"
+vcpus = 2
+on_crash = "restart"
+restart_backoff = "10ms"
+
+[[domain]]
+name = "again"
+kernel = %q
+memory = "16M"
+on_exit = "restart"
+restart_limit = 2
+restart_backoff = "10ms"
+[domain.params]
+crashes = 0
+`, guest("crashtwice"), guest("crashtwice")))
+	r := runCLI(t, "run", "--timeout", "120s", cfg)
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got:\n%v", r)
+	}
+	for _, want := range []string{
+		"[crashy] boot 0: crashing on purpose", "[crashy] boot 1: crashing on purpose", "[crashy] boot 2: ok after 2 restarts",
+		"argovisor: crashy (domain 1): exited with status 0 (after 2 restarts)",
+		"[again] boot 0: ok after 0 restarts", "[again] boot 2: ok after 2 restarts",
+		"argovisor: again (domain 2): exited with status 0 (after 2 restarts)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%v", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "[again] boot 3") {
+		t.Errorf("again restarted past its limit:\n%v", r)
 	}
 }
