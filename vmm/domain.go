@@ -232,8 +232,9 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 		return nil, err
 	}
 	// Everything an instance is made of costs the process kernel objects:
-	// reserve them all before making any.
+	// reserve them all before making any. The image stays on the heap.
 	u := domainUsage(cfg)
+	u[resMemory] += uint64(len(d.image))
 	if err := v.budget.take(cfg.Name, u, cfg.Gnttab.windowVMAs()); err != nil {
 		return nil, err
 	}
