@@ -107,8 +107,10 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		}
 	}
 	mem := make(ringMem, len(gfnBytes)/8)
+	gfns := make([]uint64, len(mem))
 	for i := range mem {
 		gfn := le.Uint64(gfnBytes[i*8:])
+		gfns[i] = gfn
 		if gfn > math.MaxUint64>>pageShift {
 			return -EFAULT
 		}
@@ -131,11 +133,11 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 	}
 	if old != nil {
 		old.l3.Lock()
-		old.mem, old.tx = mem, tx
+		old.mem, old.gfns, old.tx = mem, gfns, tx
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, gfns))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -170,7 +172,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 		sig.add(p.dom)
 	}
 	r.pending = nil
-	r.mem = nil
+	r.mem, r.gfns = nil, nil
 	r.l3.Unlock()
 }
 
