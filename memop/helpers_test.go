@@ -19,6 +19,7 @@ type fakeHost struct {
 	populates  int
 	moves      int
 	fail       map[string]bool // "remove", "populate", "move"
+	okRemoves  int             // if > 0: Remove fails once this many succeeded
 	violations []string
 }
 
@@ -45,7 +46,7 @@ func (h *fakeHost) add(id DomainID, pages uint64) {
 func (h *fakeHost) Remove(id DomainID, gfn, n uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.fail["remove"] {
+	if h.fail["remove"] || h.okRemoves > 0 && h.removes >= h.okRemoves {
 		return errHost
 	}
 	for g := gfn; g < gfn+n; g++ {
@@ -290,7 +291,7 @@ func (w *world) recount(id DomainID) {
 	holes := 0
 	for g := range d.pages {
 		m := bit(d.mapped, g)
-		if bit(d.busy, g) {
+		if bit(d.taking, g) || bit(d.filling, g) {
 			w.t.Errorf("dom%d frame %#x still busy", id, g)
 		}
 		if p := d.present[g/64].Load()&(1<<(g%64)) != 0; p != m {
@@ -307,6 +308,9 @@ func (w *world) recount(id DomainID) {
 	}
 	if holes != d.holes {
 		w.t.Errorf("dom%d: %d holes counted, %d recorded", id, holes, d.holes)
+	}
+	if d.pending != 0 || len(d.est) != 0 {
+		w.t.Errorf("dom%d: hole estimates left: %d, %v", id, d.pending, d.est)
 	}
 	if inc := d.stats.increased.Load(); d.tot != mapped+inc {
 		w.t.Errorf("dom%d: tot %d, want %d mapped + %d increased", id, d.tot, mapped, inc)

@@ -137,9 +137,12 @@ type Domain struct {
 	// (committed state; an operation in flight does not change it).
 	// +checklocks:mu
 	mapped []uint64
-	// busy has one bit per frame reserved by an operation in flight.
+	// taking has one bit per populated frame an operation in flight is
+	// taking away; filling one per empty frame one is populating.
 	// +checklocks:mu
-	busy []uint64
+	taking []uint64
+	// +checklocks:mu
+	filling []uint64
 	// tot is the current reservation (Xen's tot_pages).
 	// +checklocks:mu
 	tot uint64
@@ -149,6 +152,14 @@ type Domain struct {
 	// holes counts the maximal runs of empty frames in mapped.
 	// +checklocks:mu
 	holes int
+	// pending is the sum of est: how many more holes the operations in
+	// flight may make.
+	// +checklocks:mu
+	pending int
+	// est holds, by first frame, the holes each operation in flight was
+	// estimated to add (only positive estimates are kept).
+	// +checklocks:mu
+	est map[uint64]int
 	// maxHoles bounds holes.
 	// +checklocks:mu
 	maxHoles int
@@ -178,7 +189,9 @@ func (m *Memop) AddDomain(id DomainID, cfg Config) (*Domain, error) {
 	d.mu.Init(classP2M)
 	d.mu.Lock()
 	d.mapped = make([]uint64, words)
-	d.busy = make([]uint64, words)
+	d.taking = make([]uint64, words)
+	d.filling = make([]uint64, words)
+	d.est = map[uint64]int{}
 	setBits(d.mapped, 0, cfg.Pages)
 	d.setPresentLocked(0, cfg.Pages, true)
 	d.tot, d.max, d.maxHoles = cfg.Pages, cfg.MaxPages, cfg.MaxHoles

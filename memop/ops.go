@@ -66,33 +66,75 @@ func (m *Memop) reservation(c Caller, me *Domain, op, start, arg uint64) int64 {
 		return m.short(me, start) // Xen refuses populate-on-demand on oneself
 	}
 	n := uint64(1) << order
-	for i := start; i < nr; i++ {
-		ok := false
-		switch op {
-		case OpIncreaseReservation:
-			// A translated guest learns nothing about the pages (Xen
-			// writes frame numbers back only for PV guests), so they
-			// are only counted.
-			if ok = me.increase(n); ok {
-				me.stats.increased.Add(n)
+	if op == OpIncreaseReservation {
+		// A translated guest learns nothing about the pages (Xen writes
+		// frame numbers back only for PV guests), so they are only
+		// counted; extent_start is not read.
+		for i := start; i < nr; i++ {
+			if !me.increase(n) {
+				return m.short(me, i)
 			}
-		default:
-			var gb [8]byte
-			if a := list + 8*i; a < list || c.ReadGuest(a, gb[:]) != nil {
-				break
-			}
-			gfn := le.Uint64(gb[:])
-			if op == OpDecreaseReservation {
-				ok = m.decrease(me, gfn, n) == nil
-			} else {
-				ok = m.populate(me, gfn, n) == nil
-			}
+			me.stats.increased.Add(n)
 		}
-		if !ok {
-			return m.short(me, i)
-		}
+		return int64(nr)
 	}
-	return int64(nr)
+	// Decrease and populate: reserve the extents in order until one
+	// fails, then do the host work one run of contiguous extents at a
+	// time (on the host each call costs a TLB shootdown, whatever its
+	// length) and commit. The result is the same as extent by extent.
+	var got []uint64 // first frames of the reserved extents, in order
+	stopped := false
+	for i := start; i < nr; i++ {
+		var gb [8]byte
+		if a := list + 8*i; a < list || c.ReadGuest(a, gb[:]) != nil {
+			stopped = true
+			break
+		}
+		gfn := le.Uint64(gb[:])
+		var err error
+		if op == OpDecreaseReservation {
+			err = m.takeUnused(me, gfn, n)
+		} else {
+			err = me.reserve(gfn, n)
+		}
+		if err != nil {
+			stopped = true
+			break
+		}
+		got = append(got, gfn)
+	}
+	done := start
+	for j := 0; j < len(got); {
+		k := j + 1
+		for k < len(got) && got[k] == got[k-1]+n {
+			k++
+		}
+		if err := m.back(me, op, got[j], uint64(k-j)*n); err != nil {
+			for _, g := range got[j:] {
+				if op == OpDecreaseReservation {
+					me.untake(g, n)
+				} else {
+					me.unreserve(g, n)
+				}
+			}
+			return m.short(me, done)
+		}
+		for _, g := range got[j:k] {
+			if op == OpDecreaseReservation {
+				me.commitRemove(g, n)
+				me.stats.decreased.Add(n)
+			} else {
+				me.commitPopulate(g, n)
+				me.stats.populated.Add(n)
+			}
+		}
+		done += uint64(k - j)
+		j = k
+	}
+	if stopped {
+		return m.short(me, done)
+	}
+	return int64(done)
 }
 
 // short returns done for a call that stopped before its last extent, and
@@ -102,10 +144,9 @@ func (m *Memop) short(me *Domain, done uint64) int64 {
 	return int64(done)
 }
 
-// decrease removes populated frames [gfn, gfn+n) from me: taken (no
-// longer Present), checked for other users, given back to the host, then
-// recorded as empty.
-func (m *Memop) decrease(me *Domain, gfn, n uint64) error {
+// takeUnused takes populated frames [gfn, gfn+n) of me for a decrease:
+// no longer Present, then checked for other users (given back if any).
+func (m *Memop) takeUnused(me *Domain, gfn, n uint64) error {
 	if err := me.take(gfn, n); err != nil {
 		return err
 	}
@@ -113,28 +154,16 @@ func (m *Memop) decrease(me *Domain, gfn, n uint64) error {
 		me.untake(gfn, n)
 		return ErrInUse
 	}
-	if err := m.b.Remove(me.id, gfn, n); err != nil {
-		me.untake(gfn, n)
-		return err
-	}
-	me.commitRemove(gfn, n)
-	me.stats.decreased.Add(n)
 	return nil
 }
 
-// populate gives empty frames [gfn, gfn+n) of me fresh zeroed pages,
-// within its maximum reservation.
-func (m *Memop) populate(me *Domain, gfn, n uint64) error {
-	if err := me.reserve(gfn, n); err != nil {
-		return err
+// back does the host side of a decrease (give the frames back) or a
+// populate (fresh zero pages) for frames [gfn, gfn+n).
+func (m *Memop) back(me *Domain, op, gfn, n uint64) error {
+	if op == OpDecreaseReservation {
+		return m.b.Remove(me.id, gfn, n)
 	}
-	if err := m.b.Populate(me.id, gfn, n); err != nil {
-		me.unreserve(gfn, n)
-		return err
-	}
-	me.commitPopulate(gfn, n)
-	me.stats.populated.Add(n)
-	return nil
+	return m.b.Populate(me.id, gfn, n)
 }
 
 // queryReservation is XENMEM_current_reservation and

@@ -282,3 +282,36 @@ func TestIncreaseReservation(t *testing.T) {
 		t.Errorf("increased %d, want 8", s.Increased)
 	}
 }
+
+// The host work of a call is done one run of contiguous extents at a
+// time; a failing run stops the call there, undoing it and every later
+// extent, and the result counts the extents before it.
+func TestBatchedBacking(t *testing.T) {
+	w := newWorld(t)
+	g := w.add(dA, Config{Pages: 256})
+	list := append(seq(10, 64), 100, 101, 200)
+	expect(t, "decrease three runs", w.call(g, OpDecreaseReservation, resv{list: list}), 67)
+	if w.host.removes != 3 {
+		t.Errorf("%d Remove calls for three runs", w.host.removes)
+	}
+	expect(t, "populate them back", w.call(g, OpPopulatePhysmap, resv{list: list}), 67)
+	if w.host.populates != 3 {
+		t.Errorf("%d Populate calls for three runs", w.host.populates)
+	}
+	// Order-1 extents are contiguous when each starts where the last ended.
+	expect(t, "decrease order-1 run", w.call(g, OpDecreaseReservation, resv{list: []uint64{20, 22, 24, 30}, order: 1}), 4)
+	if w.host.removes != 5 {
+		t.Errorf("%d Remove calls after two more runs", w.host.removes)
+	}
+	w.host.okRemoves = 6 // the next call's second run fails
+	expect(t, "second run fails", w.call(g, OpDecreaseReservation, resv{list: []uint64{40, 41, 50, 51, 60}}), 2)
+	for _, gfn := range []uint64{50, 51, 60} {
+		if !w.dom[dA].Present(gfn, 1) {
+			t.Errorf("frame %d of an undone run is not Present", gfn)
+		}
+	}
+	if w.dom[dA].Present(40, 1) || w.dom[dA].Present(41, 1) {
+		t.Errorf("the first run was not done")
+	}
+	w.recount(dA)
+}

@@ -4,43 +4,50 @@ package memop
 // a reservation (take or reserve) that marks it busy, the Backing call
 // made with no lock held, and a commit (or an undo) under mu.
 //
-//	populated --take--> busy, not Present --commitRemove--> empty
-//	                                      \--untake-------> populated
-//	empty --reserve (tot += n)--> busy --commitPopulate--> populated, Present
-//	                                   \--unreserve------> empty
+//	populated --take--> taking, not Present --commitRemove--> empty
+//	                                        \--untake-------> populated
+//	empty --reserve (tot += n)--> filling --commitPopulate--> populated, Present
+//	                                      \--unreserve------> empty
 //
 // holes counts the maximal runs of empty frames, which is what the VMM's
-// memory mappings pay for. It is updated exactly at each commit; the limit
-// is checked at reservation time against the effect the change would
-// have on the committed state then. Operations in flight on neighbouring
-// frames can make the final count differ from that estimate by at most
-// one per operation in flight, so the bound is soft by that much.
+// memory mappings pay for; it is updated exactly at each commit. The
+// limit is checked when an operation reserves its frames, against an
+// estimate made on the state as it will be once every operation in flight
+// has committed (frames being taken count as empty, frames being filled as
+// populated): an operation that may add a hole adds its estimate to
+// pending until it commits or is undone. So a run of neighbouring frames
+// taken one by one costs one hole, and an operation that fills or shrinks
+// a hole is never refused.
 
-// neighboursEmptyLocked reports whether the frames just before and just
-// after [gfn, gfn+n) exist and are empty (committed state).
+// futureEmptyLocked reports whether frame g exists and will be empty once
+// the operations in flight have committed.
 // Preconditions: d.mu.
 // +checklocks:d.mu
-func (d *Domain) neighboursEmptyLocked(gfn, n uint64) (left, right bool) {
+func (d *Domain) futureEmptyLocked(g uint64) bool {
 	d.mu.AssertLocked()
-	left = gfn > 0 && !bit(d.mapped, gfn-1)
-	right = gfn+n < d.pages && !bit(d.mapped, gfn+n)
-	return left, right
+	if g >= d.pages {
+		return false
+	}
+	populated := bit(d.mapped, g) && !bit(d.taking, g) || bit(d.filling, g)
+	return !populated
 }
 
-// emptyingDeltaLocked is the change in holes if populated [gfn, gfn+n)
-// became empty now; fillingDeltaLocked if empty [gfn, gfn+n) became
-// populated.
+// committedEmptyLocked reports whether frame g exists and is empty now.
 // Preconditions: d.mu.
 // +checklocks:d.mu
-func (d *Domain) emptyingDeltaLocked(gfn, n uint64) int {
-	l, r := d.neighboursEmptyLocked(gfn, n)
-	return 1 - b2i(l) - b2i(r)
+func (d *Domain) committedEmptyLocked(g uint64) bool {
+	d.mu.AssertLocked()
+	return g < d.pages && !bit(d.mapped, g)
 }
 
-// +checklocks:d.mu
-func (d *Domain) fillingDeltaLocked(gfn, n uint64) int {
-	l, r := d.neighboursEmptyLocked(gfn, n)
-	return -1 + b2i(l) + b2i(r)
+// holeDeltaLocked is the change in the number of empty runs when frames
+// [gfn, gfn+n), all in one state, change state (emptying: populated to
+// empty; else empty to populated), given which neighbours are empty.
+func holeDeltaLocked(emptying, left, right bool) int {
+	if emptying {
+		return 1 - b2i(left) - b2i(right)
+	}
+	return -1 + b2i(left) + b2i(right)
 }
 
 func b2i(b bool) int {
@@ -48,6 +55,37 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// reserveHolesLocked checks the hole limit for an operation on [gfn,
+// gfn+n) starting now and records its estimate.
+// Preconditions: d.mu.
+// +checklocks:d.mu
+func (d *Domain) reserveHolesLocked(gfn, n uint64, emptying bool) error {
+	d.mu.AssertLocked()
+	est := holeDeltaLocked(emptying, gfn > 0 && d.futureEmptyLocked(gfn-1), d.futureEmptyLocked(gfn+n))
+	if est <= 0 {
+		return nil
+	}
+	if d.holes+d.pending+est > d.maxHoles {
+		return ErrTooManyHoles
+	}
+	d.pending += est
+	d.est[gfn] = est
+	return nil
+}
+
+// settleHolesLocked drops the estimate of the operation on [gfn, gfn+n)
+// and, if it committed, applies the exact change.
+// Preconditions: d.mu, the frames still in their old committed state.
+// +checklocks:d.mu
+func (d *Domain) settleHolesLocked(gfn, n uint64, emptying, committed bool) {
+	d.mu.AssertLocked()
+	d.pending -= d.est[gfn]
+	delete(d.est, gfn)
+	if committed {
+		d.holes += holeDeltaLocked(emptying, gfn > 0 && d.committedEmptyLocked(gfn-1), d.committedEmptyLocked(gfn+n))
+	}
 }
 
 // take reserves populated, idle frames [gfn, gfn+n) for removal. They stop
@@ -58,12 +96,13 @@ func (d *Domain) take(gfn, n uint64) error {
 	switch {
 	case d.dead:
 		return ErrDead
-	case !d.inRegion(gfn, n) || !allSet(d.mapped, gfn, n) || anySet(d.busy, gfn, n):
+	case !d.inRegion(gfn, n) || !allSet(d.mapped, gfn, n) || anySet(d.taking, gfn, n):
 		return ErrNotPopulated
-	case d.holes+d.emptyingDeltaLocked(gfn, n) > d.maxHoles:
-		return ErrTooManyHoles
 	}
-	setBits(d.busy, gfn, n)
+	if err := d.reserveHolesLocked(gfn, n, true); err != nil {
+		return err
+	}
+	setBits(d.taking, gfn, n)
 	d.setPresentLocked(gfn, n, false)
 	return nil
 }
@@ -72,7 +111,8 @@ func (d *Domain) take(gfn, n uint64) error {
 func (d *Domain) untake(gfn, n uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	clearBits(d.busy, gfn, n)
+	d.settleHolesLocked(gfn, n, true, false)
+	clearBits(d.taking, gfn, n)
 	d.setPresentLocked(gfn, n, true)
 }
 
@@ -80,8 +120,8 @@ func (d *Domain) untake(gfn, n uint64) {
 func (d *Domain) commitRemove(gfn, n uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.holes += d.emptyingDeltaLocked(gfn, n)
-	clearBits(d.busy, gfn, n)
+	d.settleHolesLocked(gfn, n, true, true)
+	clearBits(d.taking, gfn, n)
 	clearBits(d.mapped, gfn, n)
 	d.tot -= n
 }
@@ -94,14 +134,15 @@ func (d *Domain) reserve(gfn, n uint64) error {
 	switch {
 	case d.dead:
 		return ErrDead
-	case !d.inRegion(gfn, n) || anySet(d.mapped, gfn, n) || anySet(d.busy, gfn, n):
+	case !d.inRegion(gfn, n) || anySet(d.mapped, gfn, n) || anySet(d.filling, gfn, n):
 		return ErrNotEmpty
 	case d.tot+n > d.max:
 		return ErrNoRoom
-	case d.holes+d.fillingDeltaLocked(gfn, n) > d.maxHoles:
-		return ErrTooManyHoles
 	}
-	setBits(d.busy, gfn, n)
+	if err := d.reserveHolesLocked(gfn, n, false); err != nil {
+		return err
+	}
+	setBits(d.filling, gfn, n)
 	d.tot += n
 	return nil
 }
@@ -110,7 +151,8 @@ func (d *Domain) reserve(gfn, n uint64) error {
 func (d *Domain) unreserve(gfn, n uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	clearBits(d.busy, gfn, n)
+	d.settleHolesLocked(gfn, n, false, false)
+	clearBits(d.filling, gfn, n)
 	d.tot -= n
 }
 
@@ -118,8 +160,8 @@ func (d *Domain) unreserve(gfn, n uint64) {
 func (d *Domain) commitPopulate(gfn, n uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.holes += d.fillingDeltaLocked(gfn, n)
-	clearBits(d.busy, gfn, n)
+	d.settleHolesLocked(gfn, n, false, true)
+	clearBits(d.filling, gfn, n)
 	setBits(d.mapped, gfn, n)
 	d.setPresentLocked(gfn, n, true)
 }

@@ -35,6 +35,9 @@ type fileDomain struct {
 	Params map[string]any `toml:"params"`
 	Argo   fileArgo       `toml:"argo"`
 	Gnttab fileGnttab     `toml:"gnttab"`
+	// Memory reservation (docs/grant-tables.md, "Memory reservation").
+	MaxMemory    any  `toml:"max_memory"`
+	ReportMemory bool `toml:"report_memory"`
 }
 
 type fileGnttab struct {
@@ -164,7 +167,12 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			}
 			gt.MaxMaptrackFrames = uint32(*v)
 		}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt})
+		maxMem, err := parseMaxMemory(fd.MaxMemory, mem)
+		if err != nil {
+			return nil, bad("%s: max_memory: %v", where, err)
+		}
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+			MaxMemory: maxMem, ReportMemory: fd.ReportMemory})
 	}
 	// send_to and map_from name domains; ids are given in config order
 	// from 1.
@@ -192,6 +200,25 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// parseMaxMemory reads max_memory: absent means memory; otherwise the
+// same sizes as memory, and at least memory.
+func parseMaxMemory(v any, mem uint64) (uint64, error) {
+	if v == nil {
+		return mem, nil
+	}
+	m, err := parseMemory(v)
+	if err != nil {
+		return 0, err
+	}
+	if m < MinMemory || m > MaxMemory || m%PageSize != 0 {
+		return 0, fmt.Errorf("%s must be a multiple of 4K between 2M and 3G", formatSize(m))
+	}
+	if m < mem {
+		return 0, fmt.Errorf("%s is less than memory (%s)", formatSize(m), formatSize(mem))
+	}
+	return m, nil
 }
 
 // parseMemory accepts an integer number of bytes or a string with an

@@ -10,6 +10,7 @@ import (
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
+	"github.com/argovisor/argovisor/memop"
 )
 
 // DomainConfig describes one domain.
@@ -21,6 +22,14 @@ type DomainConfig struct {
 	Params map[string]string
 	Argo   ArgoPolicy
 	Gnttab GnttabConfig
+	// MaxMemory is the domain's maximum reservation and the size of its
+	// RAM region in bytes (config: max_memory); 0 means Memory. Frames
+	// above Memory start empty (docs/memory-layout.md).
+	MaxMemory uint64
+	// ReportMemory prints a line with the reservation, the RAM's host
+	// memory and the VMM's RSS before and after each reservation change
+	// (config: report_memory).
+	ReportMemory bool
 }
 
 // GnttabConfig is a domain's [domain.gnttab] configuration.
@@ -56,8 +65,10 @@ type Domain struct {
 	cfg    DomainConfig
 	vm     *kvm.VM
 	ram    *RAM
-	gtab   *RAM         // grant table frames, at GrantTableGPA
-	window *grantWindow // grant window, at GrantWindowGPA
+	p2m    *memop.Domain // which frames of ram are populated (memop)
+	phys   physMem       // ram as hypercalls, Argo and grants may reach it
+	gtab   *RAM          // grant table frames, at GrantTableGPA
+	window *grantWindow  // grant window, at GrantWindowGPA
 	vcpus  []*vcpu
 	bus    PIOBus
 	serial *serial
@@ -133,6 +144,9 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if cfg.Memory < MinMemory || cfg.Memory > MaxMemory || cfg.Memory%PageSize != 0 {
 		return nil, fmt.Errorf("domain %q: memory = %d bytes, want a multiple of 4 KiB in [%d, %d]", cfg.Name, cfg.Memory, MinMemory, MaxMemory)
 	}
+	if m := cfg.MaxMemory; m != 0 && (m < cfg.Memory || m > MaxMemory || m%PageSize != 0) {
+		return nil, fmt.Errorf("domain %q: max_memory = %d bytes, want a multiple of 4 KiB in [memory, %d]", cfg.Name, m, MaxMemory)
+	}
 	stacks := uint64(cfg.VCPUs) * StackSize
 	if cfg.Memory < KernelBase+stacks+PageSize {
 		return nil, fmt.Errorf("domain %q: memory %d bytes is too small for %d vCPU stacks", cfg.Name, cfg.Memory, cfg.VCPUs)
@@ -153,7 +167,10 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 			d.release()
 		}
 	}()
-	if d.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
+	if d.ram, err = NewRAM(cfg.Name, cfg.region()); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := d.ram.mapGuest(cfg.Memory); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
 	heapEnd := cfg.Memory - stacks
@@ -168,6 +185,7 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if err := writeBootInfo(d.ram, bi); err != nil {
 		return nil, fmt.Errorf("domain %q: boot info: %w", cfg.Name, err)
 	}
+	d.ram.dropVMMPages()
 
 	if d.vm, err = v.sys.CreateVM(); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
@@ -178,7 +196,7 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if err := d.vm.CreateIRQChip(); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
-	if err := d.vm.SetUserMemoryRegion(slotRAM, 0, 0, cfg.Memory, ramAddr(d.ram)); err != nil {
+	if err := d.vm.SetUserMemoryRegion(slotRAM, 0, 0, d.ram.Size(), d.ram.guestAddr()); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
 	if err := d.setupGrantMemory(); err != nil {
@@ -386,6 +404,7 @@ func (d *Domain) release() error {
 		// point into unmapped memory.
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
 		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
+		d.vmm.memop.RemoveDomain(memop.DomainID(d.id))
 		d.releaseMu.Lock()
 		d.released = true
 		d.releaseMu.Unlock()

@@ -6,6 +6,7 @@ import (
 
 // Hypercall numbers (Xen's numbering).
 const (
+	HypercallMemoryOp     = 12
 	HypercallGrantTableOp = 20
 	HypercallArgoOp       = 39
 	// HypercallNull does nothing and returns 0; benchmarks use it to
@@ -74,6 +75,8 @@ func nullHypercall(*Hypercall) int64 { return 0 }
 
 func hypercallName(nr uint32) string {
 	switch nr {
+	case HypercallMemoryOp:
+		return "memory_op"
 	case HypercallGrantTableOp:
 		return "grant_table_op"
 	case HypercallArgoOp:

@@ -55,7 +55,7 @@ func (m domainMemory) Slice(gpa, n uint64) ([]byte, error) {
 	if gpa >= GrantTableGPA && m.d.gtab != nil {
 		return m.d.gtab.Slice(gpa-GrantTableGPA, n)
 	}
-	return m.d.ram.Slice(gpa, n)
+	return m.d.phys.Slice(gpa, n)
 }
 
 // vcpu is one vCPU and the goroutine that runs it.

@@ -10,6 +10,7 @@ import (
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
+	"github.com/argovisor/argovisor/memop"
 )
 
 // Options configure a VMM.
@@ -29,6 +30,7 @@ type VMM struct {
 	opts   Options
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
+	memop  *memop.Memop
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
@@ -60,7 +62,10 @@ func New(opts Options) (*VMM, error) {
 	v := &VMM{sys: sys, opts: opts, nextID: 1, byID: map[uint16]*Domain{}}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
+	v.memop = memop.New(ramBacking{v.domainRAM}, v.framesInUse)
+	v.gnttab.SetFrames(gnttabFrames{v})
 	v.hypercalls[HypercallNull] = nullHypercall
+	v.hypercalls[HypercallMemoryOp] = v.memopHypercall
 	v.hypercalls[HypercallArgoOp] = v.argoHypercall
 	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
@@ -106,11 +111,16 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, cfg.Argo.argo()); err != nil {
+	if d.p2m, err = v.memop.AddDomain(memop.DomainID(id), memop.Config{Pages: cfg.Memory / PageSize, MaxPages: cfg.region() / PageSize}); err != nil {
 		d.release()
 		return nil, err
 	}
-	if err := v.gnttab.AddDomain(gnttab.DomainID(id), d.ram, d.gtab.Bytes(), GrantTableGPA, cfg.Gnttab.gnttab()); err != nil {
+	d.phys = physMem{ram: d.ram, p2m: d.p2m}
+	if err := v.argo.AddDomain(argo.DomainID(id), d.phys, cfg.Argo.argo()); err != nil {
+		d.release()
+		return nil, err
+	}
+	if err := v.gnttab.AddDomain(gnttab.DomainID(id), d.phys, d.gtab.Bytes(), GrantTableGPA, cfg.Gnttab.gnttab()); err != nil {
 		d.release()
 		return nil, err
 	}
@@ -141,6 +151,7 @@ func (v *VMM) domainStopped(d *Domain) {
 	// pages and others' mappings of its pages (revoked, mappers told).
 	v.argo.Teardown(argo.DomainID(d.id))
 	v.gnttab.DomainDied(gnttab.DomainID(d.id))
+	v.memop.DomainDied(memop.DomainID(d.id))
 	v.mu.Lock()
 	hooks := append(([]func(*Domain))(nil), v.onStop...)
 	v.mu.Unlock()

@@ -1,0 +1,117 @@
+package vmm
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/memop"
+)
+
+// region is the size of the domain's RAM region (its maximum
+// reservation) in bytes.
+func (c DomainConfig) region() uint64 { return max(c.Memory, c.MaxMemory) }
+
+// Memop is the VMM's memory-reservation state.
+func (v *VMM) Memop() *memop.Memop { return v.memop }
+
+// memopHypercall serves hypercall 12: memory_op(cmd, arg).
+func (v *VMM) memopHypercall(h *Hypercall) int64 {
+	a := &h.Args
+	d := h.Domain
+	op := a[0] & 63
+	if !d.cfg.ReportMemory || (op != memop.OpIncreaseReservation && op != memop.OpDecreaseReservation && op != memop.OpPopulatePhysmap) {
+		return v.memop.Op(caller[memop.DomainID]{h}, a[0], a[1])
+	}
+	before := d.memorySample()
+	ret := v.memop.Op(caller[memop.DomainID]{h}, a[0], a[1])
+	after := d.memorySample()
+	name := map[uint64]string{memop.OpIncreaseReservation: "increase_reservation",
+		memop.OpDecreaseReservation: "decrease_reservation", memop.OpPopulatePhysmap: "populate_physmap"}[op]
+	v.console(d, fmt.Sprintf("argovisor: memory_op %s = %d; reservation %d -> %d pages; RAM in host memory %d -> %d KiB; VMM RSS %d -> %d KiB",
+		name, ret, before.pages, after.pages, before.backingKiB, after.backingKiB, before.rssKiB, after.rssKiB))
+	return ret
+}
+
+// memorySample is what a memory report shows.
+type memorySample struct {
+	pages, backingKiB, rssKiB uint64
+}
+
+func (d *Domain) memorySample() memorySample {
+	s := d.MemoryStats()
+	return memorySample{pages: s.Current, backingKiB: s.Backing >> 10, rssKiB: processRSSKiB()}
+}
+
+// processRSSKiB is the VMM process's resident set (0 if unknown).
+func processRSSKiB() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize()) >> 10
+}
+
+// MemoryStats are a domain's reservation, counters and host memory.
+type MemoryStats struct {
+	memop.Stats
+	// Backing is the host memory the domain's RAM memfd holds now, in
+	// bytes (its allocated blocks).
+	Backing uint64
+}
+
+// MemoryStats returns the domain's reservation, counters and host memory.
+func (d *Domain) MemoryStats() MemoryStats {
+	s, _ := d.vmm.memop.Stats(memop.DomainID(d.id))
+	b, _ := d.ram.AllocatedBytes()
+	return MemoryStats{Stats: s, Backing: b}
+}
+
+// framesInUse tells memop whether frames about to be decreased are held
+// by a pinned grant or an Argo ring.
+func (v *VMM) framesInUse(id memop.DomainID, gfn, n uint64) bool {
+	return v.gnttab.FramesInUse(gnttab.DomainID(id), gfn, n) || v.argo.HasRingPage(argo.DomainID(id), gfn, n)
+}
+
+// domainRAM finds a domain's RAM for the memory backing.
+func (v *VMM) domainRAM(id memop.DomainID) *RAM {
+	if d := v.Domain(uint16(id)); d != nil {
+		return d.ram
+	}
+	return nil
+}
+
+// gnttabFrames implements gnttab.Frames over memop. GrantTables calls it
+// with its read lock held, so the in-use check of a transfer asks gnttab
+// through the closure it passes (never FramesInUse) and Argo directly.
+type gnttabFrames struct{ v *VMM }
+
+func (f gnttabFrames) Take(from gnttab.DomainID, gfn uint64, inUse func() bool) error {
+	return f.v.memop.Take(memop.DomainID(from), gfn, func() bool {
+		return inUse() || f.v.argo.HasRingPage(argo.DomainID(from), gfn, 1)
+	})
+}
+
+func (f gnttabFrames) Drop(from gnttab.DomainID, gfn uint64) error {
+	return f.v.memop.Drop(memop.DomainID(from), gfn)
+}
+
+func (f gnttabFrames) Reserve(to gnttab.DomainID, gfn uint64) error {
+	return f.v.memop.Reserve(memop.DomainID(to), gfn)
+}
+
+func (f gnttabFrames) Unreserve(to gnttab.DomainID, gfn uint64) {
+	f.v.memop.Unreserve(memop.DomainID(to), gfn)
+}
+
+func (f gnttabFrames) Move(from gnttab.DomainID, gfn uint64, to gnttab.DomainID, toGFN uint64) error {
+	return f.v.memop.Move(memop.DomainID(from), gfn, memop.DomainID(to), toGFN)
+}
