@@ -189,6 +189,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d\n",
 				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors)
 		}
+		if st := d.MemoryStats(); st.Decreased+st.Populated+st.Increased+st.TransfersOut+st.TransfersIn != 0 {
+			fmt.Fprintf(stdout, "argovisor: %s memory: reservation=%d/%d pages decreased=%d populated=%d increased=%d transfers-out=%d transfers-in=%d ram-in-host-memory=%d KiB errors=%d\n",
+				d.Name(), st.Current, st.Max, st.Decreased, st.Populated, st.Increased, st.TransfersOut, st.TransfersIn, st.Backing>>10, st.Errors)
+		}
 		if st := d.ArgoStats(); st != (argo.Stats{}) {
 			fmt.Fprintf(stdout, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%d\n",
 				d.Name(), st.Registers, st.MsgsOut, st.BytesOut, st.MsgsIn, st.BytesIn, st.EAGAINs, st.Notifies, st.Signals, st.Errors)
