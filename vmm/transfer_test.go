@@ -43,6 +43,10 @@ func bareDomain(t *testing.T, v *VMM, id uint16, size, populated uint64) *Domain
 	if err := d.ram.mapGuest(populated); err != nil {
 		t.Fatal(err)
 	}
+	if d.window, err = newGrantWindow(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.window.close() })
 	if d.p2m, err = v.memop.AddDomain(memop.DomainID(id), memop.Config{Pages: populated / PageSize, MaxPages: size / PageSize}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +201,143 @@ func TestFramesHeldElsewhere(t *testing.T) {
 // separate buffer (testCaller, balloon_test.go).
 func newTestCallerFor(d *Domain) *testCaller {
 	return &testCaller{id: memop.DomainID(d.id), mem: make([]byte, 1<<16)}
+}
+
+// gntMap maps grant (dom, ref) for d at gpa and returns status and handle.
+func gntMap(t *testing.T, v *VMM, d *Domain, gpa uint64, flags uint32, ref uint32, dom uint16) (int16, uint32) {
+	t.Helper()
+	b := d.ram.mem[argBuf : argBuf+32]
+	binary.LittleEndian.PutUint64(b[0:], gpa)
+	binary.LittleEndian.PutUint32(b[8:], flags)
+	binary.LittleEndian.PutUint32(b[12:], ref)
+	binary.LittleEndian.PutUint16(b[16:], dom)
+	if ret := v.gnttab.Op(physCaller[gnttab.DomainID]{d}, gnttab.OpMapGrantRef, argBuf, 1); ret != 0 {
+		t.Fatalf("map: %d", ret)
+	}
+	return int16(binary.LittleEndian.Uint16(b[18:])), binary.LittleEndian.Uint32(b[20:])
+}
+
+func grantAccess(d *Domain, ref uint32, to uint16, gfn uint32, ro bool) {
+	binary.LittleEndian.PutUint32(d.gtab.Bytes()[ref*8+4:], gfn)
+	f := uint32(gnttab.GTFPermitAccess)
+	if ro {
+		f |= gnttab.GTFReadonly
+	}
+	atomic.StoreUint32(entryWord(d, ref), f|uint32(to)<<16)
+}
+
+// The statuses guest/programs/gntxfer.c (mode tester) expects, replayed
+// here over real RAM and the real glue, since the KVM test cannot run on
+// every machine: frames that are not the caller's to give keep their
+// page (bad_page), and every later failure loses it.
+func TestTransferStatusesAsGntxferExpects(t *testing.T) {
+	v := bareVMM()
+	const ram = 1024 // frames
+	tt := bareDomain(t, v, 1, ram*PageSize, ram*PageSize)
+	pp := bareDomain(t, v, 2, ram*PageSize, ram*PageSize)
+	bareDomain(t, v, 3, 512*PageSize, 512*PageSize) // dies below
+	expect := int64(ram)
+	resv := func() int64 { return int64(tt.MemoryStats().Current) }
+	dec := func(d *Domain, gfns ...uint64) int64 {
+		return newTestCallerFor(d).call(v.memop, memop.OpDecreaseReservation, gfns)
+	}
+	want := func(what string, got, want int16) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: status %d, want %d", what, got, want)
+		}
+	}
+	const (
+		pOK, pPermit, pOther, pPopulated, pFull = 8, 9, 10, 11, 12
+	)
+	// The peer maps f0, which the tester grants it.
+	f := func(i uint64) uint64 { return 100 + i }
+	grantAccess(tt, 20, 2, uint32(f(0)), false)
+	if st, _ := gntMap(t, v, pp, GrantWindowGPA, gnttab.GNTMAPHostMap, 20, 1); st != gnttab.GNTSTOkay {
+		t.Fatalf("peer map: %d", st)
+	}
+	// The peer's entries.
+	if got := dec(pp, 200, 201, 202); got != 3 {
+		t.Fatalf("peer holes: %d", got)
+	}
+	acceptTransfer(pp, pOK, 1, 200)
+	grantAccess(pp, pPermit, 1, 203, false)
+	acceptTransfer(pp, pOther, 2, 201)
+	acceptTransfer(pp, pPopulated, 1, 203)
+	acceptTransfer(pp, pFull, 1, 202)
+
+	want("outside region", transfer(t, v, tt, ram+16, 2, pOK), gnttab.GNTSTBadPage)
+	want("grant table frame", transfer(t, v, tt, GrantTableGPA/PageSize, 2, pOK), gnttab.GNTSTBadPage)
+	if dec(tt, f(1)) != 1 {
+		t.Fatal("decrease")
+	}
+	expect--
+	want("empty frame", transfer(t, v, tt, f(1), 2, pOK), gnttab.GNTSTBadPage)
+	want("mapped by peer", transfer(t, v, tt, f(0), 2, pOK), gnttab.GNTSTBadPage)
+	grantAccess(tt, 21, 1, uint32(f(2)), true)
+	st, _ := gntMap(t, v, tt, GrantWindowROGPA, gnttab.GNTMAPHostMap|gnttab.GNTMAPReadonly, 21, uint16(gnttab.DomainSelf))
+	want("self map", st, gnttab.GNTSTOkay)
+	want("mapped by self", transfer(t, v, tt, f(2), 2, pOK), gnttab.GNTSTBadPage)
+	if dec(tt, f(2)) != 0 || dec(tt, f(0)) != 0 {
+		t.Errorf("decrease of pinned frames succeeded")
+	}
+	if resv() != expect {
+		t.Errorf("reservation %d after bad_page, want %d", resv(), expect)
+	}
+
+	for _, tc := range []struct {
+		name string
+		dom  uint16
+		ref  uint32
+		want int16
+	}{
+		{"missing domain", 999, pOK, gnttab.GNTSTBadDomain},
+		{"DOMID_INVALID", 0x7FF4, pOK, gnttab.GNTSTBadDomain},
+		{"permit_access entry", 2, pPermit, gnttab.GNTSTGeneralError},
+		{"entry names another domain", 2, pOther, gnttab.GNTSTGeneralError},
+		{"ref beyond the table", 2, 600, gnttab.GNTSTGeneralError},
+		{"receiver's frame populated", 2, pPopulated, gnttab.GNTSTGeneralError},
+		{"own invalid entry", uint16(gnttab.DomainSelf), 30, gnttab.GNTSTGeneralError},
+	} {
+		g := f(uint64(3 + len(tc.name)%5))
+		for !tt.p2m.Present(g, 1) {
+			g++
+		}
+		want(tc.name, transfer(t, v, tt, g, tc.dom, tc.ref), tc.want)
+		expect--
+		if tt.p2m.Present(g, 1) {
+			t.Errorf("%s: the frame stayed", tc.name)
+		}
+	}
+	// A domain that has died.
+	v.gnttab.DomainDied(3)
+	v.memop.DomainDied(3)
+	want("dead domain", transfer(t, v, tt, f(10), 3, pOK), gnttab.GNTSTGeneralError)
+	expect--
+	want("ok", transfer(t, v, tt, f(11), 2, pOK), gnttab.GNTSTOkay)
+	expect--
+	want("entry used", transfer(t, v, tt, f(12), 2, pOK), gnttab.GNTSTGeneralError)
+	expect--
+	// Self transfer by DOMID_SELF into one's own entry naming oneself.
+	if dec(tt, f(13)) != 1 {
+		t.Fatal("decrease")
+	}
+	expect--
+	acceptTransfer(tt, 22, 1, uint32(f(13)))
+	want("to self", transfer(t, v, tt, f(14), uint16(gnttab.DomainSelf), 22), gnttab.GNTSTOkay)
+	// Fill the peer up: it had 3 holes and received one page.
+	pc := newTestCallerFor(pp)
+	binary.LittleEndian.PutUint64(pc.mem[8:], 2) // nr_extents
+	binary.LittleEndian.PutUint16(pc.mem[24:], uint16(memop.DomainSelf))
+	if got := v.memop.Op(pc, memop.OpIncreaseReservation, 0); got != 2 {
+		t.Fatalf("peer increase: %d", got)
+	}
+	want("receiver full", transfer(t, v, tt, f(18), 2, pFull), gnttab.GNTSTGeneralError)
+	expect--
+	if resv() != expect {
+		t.Errorf("reservation %d at the end, want %d", resv(), expect)
+	}
+	if fl := atomic.LoadUint32(entryWord(pp, pFull)) & 0xFFFF; fl != gnttab.GTFAcceptTransfer {
+		t.Errorf("the full receiver's entry changed: %#x", fl)
+	}
 }
