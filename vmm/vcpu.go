@@ -117,7 +117,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				if exit.Reason == kvm.ExitMemoryFault {
 					where = fmt.Sprintf("gpa %#x", exit.MMIO.Addr)
 				}
-				d.crash(v, fmt.Sprintf("guest touched %s with no accessible backing (an unmapped grant-window page?): %v", where, err), -1)
+				d.crash(v, fmt.Sprintf("guest touched %s with no accessible backing (an unmapped grant-window page, or an empty frame?): %v", where, err), -1)
 				return
 			}
 			d.crash(v, fmt.Sprintf("KVM_RUN failed: %v", err), -1)
