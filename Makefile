@@ -7,7 +7,7 @@ BIN      := bin/argovisor
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_SRC   := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all build guests run test unit integration race bench bench-go vet fmt clean checklocks lockdep
+.PHONY: all build guests run test unit integration stress race bench bench-go vet fmt clean checklocks lockdep
 
 all: build guests
 
@@ -24,28 +24,36 @@ run: build guests
 	./$(BIN) run --timeout 120s examples/pingpong.toml
 
 # Unit tests (no KVM) and KVM integration tests, with the race detector,
-# after the static checks and the lock-order (lockdep) build of Argo.
+# after the static checks and the lock-order (lockdep) build of Argo and
+# the grant tables.
 test: build guests vet checklocks lockdep
 	$(GO) test $(GOFLAGS) -race -count=1 ./...
 
-# gVisor's checklocks analyzer over the Argo lock annotations. -inferred=false:
+# gVisor's checklocks analyzer over the Argo, grant-table and VMM (grant window)
+# lock annotations. -inferred=false:
 # only declared guards are checked (not guesses about immutable fields).
 bin/checklocks: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/checklocks gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
 
 checklocks: bin/checklocks
-	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/... ./memop/...
+	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/... ./memop/... ./vmm/...
 
 # The Argo, grant-table and memory-reservation tests with gVisor's lock validator (order
 # inversions, unnamed nesting) and the lock-state assertions compiled in.
 lockdep:
-	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep argodebug' ./argo/... ./gnttab/... ./memop/...
+	$(GO) test $(GOFLAGS) -race -count=1 -tags 'lockdep lockdebug' ./internal/hsync/... ./argo/... ./gnttab/... ./memop/...
 
 unit:
 	$(GO) test $(GOFLAGS) -race -count=1 ./kvm/... ./vmm/... ./cmd/... ./argo/... ./gnttab/... ./memop/...
 
 integration: build guests
 	$(GO) test $(GOFLAGS) -race -count=1 -v ./test/...
+
+# Every KVM integration test STRESS_COUNT (30) times in a row under -race,
+# with a go test -race ./... loop beside it as load (test/stress.sh).
+# Long: about 30 × the integration package's time. STRESS_RUN=REGEX narrows it.
+stress: build guests
+	GO=$(GO) ./test/stress.sh
 
 # argovisor bench: every figure against floors measured in the same run;
 # writes bench/results/latest.json and bench/results/throughput.svg.

@@ -1,9 +1,13 @@
 package argo
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/argovisor/argovisor/hcall"
+)
 
 // DomainID is a domain id; 0 is the host.
-type DomainID uint16
+type DomainID = hcall.DomainID
 
 // Special domain ids.
 const (

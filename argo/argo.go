@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/hcall"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
-// Memory is one domain's guest-physical memory: Slice returns the host bytes
-// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
-type Memory interface {
-	Slice(gpa, n uint64) ([]byte, error)
-}
-
-// Caller is the context of one hypercall: the calling domain and access to
-// its address space at the addresses it passed (guest-virtual addresses for
-// guests). Errors mean the address is not accessible (-EFAULT).
-type Caller interface {
-	Domain() DomainID
-	ReadGuest(addr uint64, p []byte) error
-	WriteGuest(addr uint64, p []byte) error
-}
+// Memory and Caller are the shared hypercall context (package hcall).
+type (
+	Memory = hcall.Memory
+	Caller = hcall.Caller
+)
 
 // Policy is a domain's Argo access control (the config's [domain.argo]).
 type Policy struct {
@@ -35,6 +27,10 @@ type Policy struct {
 	// SendTo, if non-nil, lists the only domains this one may send to or
 	// query with notify; others get -EACCES (Xen's XSM send hook).
 	SendTo []DomainID
+	// Name and Label are the identity the VMM vouches for (OpDomainInfo):
+	// the domain's configured name and label. Longer values are cut to
+	// MaxNameLen and MaxLabelLen bytes.
+	Name, Label string
 }
 
 // Stats are a domain's Argo counters.
@@ -42,12 +38,19 @@ type Stats struct {
 	Rings                                         int64 // registered now
 	MsgsOut, BytesOut, MsgsIn, BytesIn            uint64
 	EAGAINs, Notifies, Signals, Registers, Errors uint64
+	// Suppressed counts messages that arrived in this domain's
+	// extended-header rings without a VIRQ (rx_flags/rx_event said so).
+	Suppressed uint64
+	// Waits counts wait operations that found all their rings;
+	// WaitsBlocked those of them that slept at least once.
+	Waits, WaitsBlocked uint64
 }
 
 type stats struct {
 	rings                                         atomic.Int64
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
+	suppressed, waits, waitsBlocked               atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -55,18 +58,22 @@ func (s *stats) snapshot() Stats {
 		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
-		Errors: s.errors.Load(),
+		Errors: s.errors.Load(), Suppressed: s.suppressed.Load(),
+		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(),
 	}
 }
 
 // domainInfo is what Argo knows about every domain that exists, Argo state
-// or not. Its fields are immutable after AddDomain.
+// or not. Its fields are immutable after AddDomain, except ended.
 type domainInfo struct {
-	id       DomainID
-	enabled  bool
-	wildcard bool
-	sendTo   map[DomainID]bool // nil: may send anywhere
-	stats    *stats
+	id          DomainID
+	enabled     bool
+	wildcard    bool
+	sendTo      map[DomainID]bool // nil: may send anywhere
+	name, label string
+	stats       *stats
+	wq          *waitq      // the domain's vCPUs waiting in OpWait/OpSendWait
+	ended       atomic.Bool // set by Teardown: the domain's vCPUs have stopped
 }
 
 func (d *domainInfo) maySendTo(dst DomainID) bool {
@@ -75,11 +82,12 @@ func (d *domainInfo) maySendTo(dst DomainID) bool {
 
 // Lock classes, one per role in the hierarchy (for the lockdep build).
 var (
-	classL1         = argosync.NewClass("L1")
-	classRingsL2    = argosync.NewClass("rings_L2")
-	classSendL2     = argosync.NewClass("send_L2")
-	classWildcardL2 = argosync.NewClass("wildcard_L2")
-	classL3         = argosync.NewClass("L3")
+	classL1         = hsync.NewClass("L1")
+	classRingsL2    = hsync.NewClass("rings_L2")
+	classSendL2     = hsync.NewClass("send_L2")
+	classWildcardL2 = hsync.NewClass("wildcard_L2")
+	classL3         = hsync.NewClass("L3")
+	classWaitq      = hsync.NewClass("waitq")
 )
 
 // Argo is the Argo state of one VMM: every domain's rings and the global L1
@@ -91,13 +99,19 @@ type Argo struct {
 	// l1 is Xen's L1_global_argo_rwlock. R(l1) for every operation;
 	// W(l1) only to add, tear down or remove a domain, and W(l1) implies
 	// every lower lock is uncontended. Lock order: first.
-	l1 argosync.RWMutex
+	l1 hsync.RWMutex
 	// known holds every existing domain.
 	// +checklocks:l1
 	known map[DomainID]*domainInfo
 	// state holds the Argo state of domains that have it (Xen's d->argo).
 	// +checklocks:l1
 	state map[DomainID]*domainArgo
+
+	// raceHook, set only by tests before any operation, runs inside a
+	// send to an extended-header ring between its first reading of
+	// rx_ptr and the -EAGAIN decision, so a test can put a reader's
+	// rx_ptr store in the window the tx_wanted protocol must cover.
+	raceHook func()
 }
 
 // New makes an empty Argo. signal raises a domain's VIRQ; it is called
@@ -118,7 +132,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	if id == DomainAny {
 		return fmt.Errorf("argo: domain id %#x is reserved", id)
 	}
-	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}}
+	info := &domainInfo{id: id, enabled: p.Enabled, wildcard: p.Wildcard, stats: &stats{}, wq: newWaitq(),
+		name: truncate(p.Name, MaxNameLen), label: truncate(p.Label, MaxLabelLen)}
 	if p.SendTo != nil {
 		info.sendTo = map[DomainID]bool{}
 		for _, d := range p.SendTo {
@@ -136,6 +151,8 @@ func (a *Argo) AddDomain(id DomainID, mem Memory, p Policy) error {
 	}
 	return nil
 }
+
+func truncate(s string, n int) string { return s[:min(len(s), n)] }
 
 // Stats returns a domain's counters (also after teardown).
 func (a *Argo) Stats(id DomainID) (Stats, bool) {
@@ -157,21 +174,21 @@ type domainArgo struct {
 	// ringsL2 guards the ring table. R to look rings up, W to add,
 	// remove or re-register one. Requires R(L1). Lock order: after l1,
 	// before L3 and send_L2.
-	ringsL2 argosync.RWMutex
+	ringsL2 hsync.RWMutex
 	// rings are the rings this domain owns, by (port, partner).
 	// +checklocks:ringsL2
 	rings map[ringKey]*ring
 
 	// sendL2 guards sendInfo. Requires R(L1); no rings_L2 may be taken
 	// while holding it.
-	sendL2 argosync.Mutex
+	sendL2 hsync.Mutex
 	// sendInfo lists the unicast rings other domains registered with
 	// this domain as the partner, so they can be torn down with it.
 	// +checklocks:sendL2
 	sendInfo map[ringRef]struct{}
 
 	// wildcardL2 guards wildcardPending. Requires R(L1); leaf.
-	wildcardL2 argosync.Mutex
+	wildcardL2 hsync.Mutex
 	// wildcardPending lists the wildcard rings on which this domain has
 	// a pending space request, so it can be cancelled when it dies.
 	// +checklocks:wildcardL2
@@ -208,12 +225,29 @@ type ringRef struct {
 	port  uint32
 }
 
-// signals collects the domains to signal once the locks are dropped. It
-// is a value type with room for the common case so that an operation that
-// signals one or two domains does not allocate.
+// signals collects the domains to signal, and the wait queues to wake,
+// once the locks are dropped. It is a value type with room for the common
+// case so that an operation that signals one or two domains does not
+// allocate.
 type signals struct {
-	buf [4]DomainID
-	ids []DomainID
+	buf   [4]DomainID
+	ids   []DomainID
+	qbuf  [2]*waitq
+	wakes []*waitq
+}
+
+// wake adds a domain's wait queue: data arrived in one of its rings (or a
+// ring of it went away), whether or not a VIRQ is raised for it.
+func (s *signals) wake(q *waitq) {
+	if s.wakes == nil {
+		s.wakes = s.qbuf[:0]
+	}
+	for _, x := range s.wakes {
+		if x == q {
+			return
+		}
+	}
+	s.wakes = append(s.wakes, q)
 }
 
 func (s *signals) add(id DomainID) {
@@ -241,6 +275,9 @@ func (s *signals) remove(id DomainID) {
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {
+	for _, q := range s.wakes {
+		q.wake()
+	}
 	for _, id := range s.ids {
 		if h := a.host.Load(); id == HostDomain && h != nil {
 			h.signalled()
@@ -261,12 +298,12 @@ func (a *Argo) assertWriteL1() { a.l1.AssertLocked() }
 // assertReadRingsL2 is LOCKING_Read_rings_L2(d): R(L1) and R(rings_L2),
 // or W(L1).
 func (a *Argo) assertReadRingsL2(d *domainArgo) {
-	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsRLocked()) || a.l1.IsLocked(), "R(rings_L2)")
+	hsync.Assert((a.l1.IsRLocked() && d.ringsL2.IsRLocked()) || a.l1.IsLocked(), "R(rings_L2)")
 }
 
 // assertWriteRingsL2 is LOCKING_Write_rings_L2(d).
 func (a *Argo) assertWriteRingsL2(d *domainArgo) {
-	argosync.Assert((a.l1.IsRLocked() && d.ringsL2.IsLocked()) || a.l1.IsLocked(), "W(rings_L2)")
+	hsync.Assert((a.l1.IsRLocked() && d.ringsL2.IsLocked()) || a.l1.IsLocked(), "W(rings_L2)")
 }
 
 // assertL3 is LOCKING_L3(d, r): R(L1), R(rings_L2) and L3 held, or

@@ -26,6 +26,6 @@
 // never wait for each other, and a domain registering and unregistering in
 // a loop holds only its own rings_L2. Signals (VIRQs) are raised after
 // every ring lock is dropped. Functions state the lock state they expect in
-// a "Preconditions:" comment, assert it in argodebug builds, and carry
+// a "Preconditions:" comment, assert it in lockdebug builds, and carry
 // checklocks annotations.
 package argo

@@ -26,6 +26,8 @@ func FuzzOps(f *testing.F) {
 	f.Add([]byte{}, seed(op(OpSendv, 0x1000, 0x1010, 1, 0)))
 	f.Add(bytes.Repeat([]byte{0xFF}, 64), seed(op(OpNotify, 0x1000, 0, 0, 0), op(OpSendv, 0x1000, 0x1040, 8, 7)))
 	f.Add([]byte{1, 0, 0, 0, 2, 0, 0, 0, 64, 0, 0, 0}, seed(op(OpRegisterRing, 0x1000, 0x1100, 1, 0), op(OpUnregisterRing, 0x1000, 0, 0, 0)))
+	// The argovisor ops: a batch, a wait and a send_wait (script bytes 6, 7, 8).
+	f.Add([]byte{0xFF}, seed(op(6, 0x1000, 0, 2, 1), op(7, 0x1000, 0, 1, 0), op(8, 0x1000, 0x1100, 1, 0)))
 	f.Fuzz(func(t *testing.T, mem []byte, script []byte) {
 		s := &sigRecorder{}
 		a := New(s.Add)
@@ -48,12 +50,23 @@ func FuzzOps(f *testing.F) {
 		le.PutUint32(victim.ram[base+4:], 0)
 		le.PutUint64(victim.ram[gfns:], base/PageSize)
 		le.PutUint64(victim.ram[gfns+8:], base/PageSize+1)
-		if ret := a.Op(victim, OpRegisterRing, victim.put(regBytes(7, DomainAny, 0, length)), gfns, 2, 0); ret != 0 {
+		// An odd-sized mem seed gives the victim an extended-header ring,
+		// whose tx_wanted word the VMM may write as well; a size of 2 or 3
+		// mod 4 gives it 32-byte sender-context message headers.
+		ext := len(mem)%2 == 1
+		var flags uint64
+		if ext {
+			flags = RegisterExtHeader
+		}
+		if len(mem)%4 >= 2 {
+			flags |= RegisterSenderContext
+		}
+		if ret := a.Op(victim, OpRegisterRing, victim.put(regBytes(7, DomainAny, 0, length)), gfns, 2, flags); ret != 0 {
 			t.Fatalf("victim register: %d", ret)
 		}
 		before := append([]byte(nil), victim.ram...)
 		for len(script) >= 17 {
-			cmd := uint64(script[0] % 6)
+			cmd := [...]uint64{0, 1, 2, 3, 4, 5, OpSendvBatch, OpWait, OpSendWait, OpDomainInfo}[script[0]%10]
 			arg := func(i int) uint64 { return uint64(binary.LittleEndian.Uint32(script[1+4*i:])) }
 			switch script[0] >> 6 {
 			case 1: // the victim corrupts its own rx_ptr
@@ -63,21 +76,29 @@ func FuzzOps(f *testing.F) {
 				a.Op(victim, OpNotify, 0, 0, 0, 0)
 			case 3: // the victim reads a message
 				victimRing := ringMem{victim.ram[base : base+PageSize], victim.ram[base+PageSize : base+2*PageSize]}
-				victimRing.readMessage(length)
+				hdrLen := uint64(MsgHeaderSize)
+				if flags&RegisterSenderContext != 0 {
+					hdrLen = CtxMsgHeaderSize
+				}
+				victimRing.readMessage(length, hdrLen)
 				copy(before[base:base+4], victim.ram[base:base+4])
 			}
 			// Aim some sends at the victim's ring.
 			if cmd == OpSendv && arg(0) >= 0x1000 && arg(0)+16 <= uint64(len(attacker.ram)) {
 				le.PutUint16(attacker.ram[arg(0)+12:], 2)
 			}
-			a.Op(attacker, cmd, arg(0), arg(1), arg(2)%16, arg(3))
+			a4 := arg(3)
+			if cmd == OpWait || cmd == OpSendWait {
+				a4 = 0 // never sleep: nothing would wake the fuzzer
+			}
+			a.Op(attacker, cmd, arg(0), arg(1), arg(2)%16, a4)
 			script = script[17:]
 		}
 		// Only the ring's data area and tx_ptr may differ.
 		dataLo, dataHi := base+RingHeaderSize, base+RingHeaderSize+length
 		for i := range victim.ram {
 			u := uint64(i)
-			if (u >= dataLo && u < dataHi) || (u >= base+4 && u < base+8) {
+			if (u >= dataLo && u < dataHi) || (u >= base+4 && u < base+8) || (ext && u >= base+hdrTxWanted && u < base+hdrTxWanted+4) {
 				continue
 			}
 			if victim.ram[i] != before[i] {

@@ -238,7 +238,12 @@ func (r ringAt) pages() ringMem {
 }
 
 // tryRecv reads one message like a guest reader would.
-func (r ringAt) tryRecv() (Message, error) { return r.pages().readMessage(r.length) }
+func (r ringAt) tryRecv() (Message, error) { return r.pages().readMessage(r.length, MsgHeaderSize) }
+
+// tryRecvCtx reads one message from a RegisterSenderContext ring.
+func (r ringAt) tryRecvCtx() (Message, error) {
+	return r.pages().readMessage(r.length, CtxMsgHeaderSize)
+}
 
 // recv reads one message, failing the test if there is none.
 func (r ringAt) recv(t testing.TB) Message {

@@ -181,6 +181,17 @@ type Message struct {
 	Source Addr
 	Type   uint32
 	Data   []byte
+	// Context is the sending context, for messages read from a
+	// RegisterSenderContext ring (ReadMessageWithContext); nil otherwise.
+	Context *SenderContext
+}
+
+// SenderContext is what the VMM stamps after Xen's header in a
+// RegisterSenderContext ring.
+type SenderContext struct {
+	VCPU  uint32 // sending vCPU, NoVCPU for the host
+	Flags uint32 // CtxAddressSpace when CR3 is meaningful
+	CR3   uint64
 }
 
 // Recv takes the next message out of the ring, or returns Errno(EAGAIN)
@@ -210,11 +221,22 @@ func ReadMessage(ring []byte, length uint32) (Message, error) {
 	for off := 0; off < len(ring); off += PageSize {
 		m = append(m, ring[off:min(off+PageSize, len(ring))])
 	}
-	return m.readMessage(length)
+	return m.readMessage(length, MsgHeaderSize)
 }
 
-// readMessage is ReadMessage over ring memory spread on pages.
-func (m ringMem) readMessage(length uint32) (Message, error) {
+// ReadMessageWithContext is ReadMessage for a ring registered with
+// RegisterSenderContext: 32-byte headers, and Message.Context filled.
+func ReadMessageWithContext(ring []byte, length uint32) (Message, error) {
+	var m ringMem
+	for off := 0; off < len(ring); off += PageSize {
+		m = append(m, ring[off:min(off+PageSize, len(ring))])
+	}
+	return m.readMessage(length, CtxMsgHeaderSize)
+}
+
+// readMessage is ReadMessage over ring memory spread on pages, for
+// message headers of hdrLen bytes (MsgHeaderSize or CtxMsgHeaderSize).
+func (m ringMem) readMessage(length uint32, hdrLen uint64) (Message, error) {
 	n := uint64(length)
 	rx := roundup16(uint64(m.rxPtr()))
 	if rx >= n {
@@ -225,18 +247,21 @@ func (m ringMem) readMessage(length uint32) (Message, error) {
 		return Message{}, Errno(EINVAL)
 	}
 	avail := (tx + n - rx) % n
-	if avail < MsgHeaderSize {
+	if avail < hdrLen {
 		return Message{}, Errno(EAGAIN)
 	}
-	var hdr [MsgHeaderSize]byte
-	m.copyOut(hdr[:], rx, n)
+	var hdr [CtxMsgHeaderSize]byte
+	m.copyOut(hdr[:hdrLen], rx, n)
 	mlen := uint64(le.Uint32(hdr[0:]))
-	if mlen < MsgHeaderSize || mlen > avail {
+	if mlen < hdrLen || mlen > avail {
 		m.publishRx(uint32(tx))
 		return Message{}, Errno(EINVAL)
 	}
-	msg := Message{Source: decodeAddr(hdr[4:]), Type: le.Uint32(hdr[12:]), Data: make([]byte, mlen-MsgHeaderSize)}
-	m.copyOut(msg.Data, (rx+MsgHeaderSize)%n, n)
+	msg := Message{Source: decodeAddr(hdr[4:]), Type: le.Uint32(hdr[12:]), Data: make([]byte, mlen-hdrLen)}
+	if hdrLen == CtxMsgHeaderSize {
+		msg.Context = &SenderContext{VCPU: le.Uint32(hdr[16:]), Flags: le.Uint32(hdr[20:]), CR3: le.Uint64(hdr[24:])}
+	}
+	m.copyOut(msg.Data, (rx+hdrLen)%n, n)
 	m.publishRx(uint32((rx + roundup16(mlen)) % n))
 	return msg, nil
 }

@@ -11,6 +11,9 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	if arg3 > math.MaxUint32 || arg4 > math.MaxUint32 {
 		return -EINVAL
 	}
+	if cmd == OpWait || cmd == OpSendWait {
+		return a.waitOp(c, cmd, arg1, arg2, arg3, arg4) // may sleep: no L1 held across
+	}
 	a.l1.RLock()
 	defer a.l1.RUnlock()
 	me := a.known[c.Domain()]
@@ -29,6 +32,10 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	case OpNotify:
 		ret = a.notify(c, me, arg1, arg2, arg3, arg4)
 		me.stats.notifies.Add(1)
+	case OpSendvBatch:
+		ret = a.sendvBatch(c, me, arg1, arg2, arg3, arg4)
+	case OpDomainInfo:
+		ret = a.domainInfoOp(c, me, arg1, arg2, arg3, arg4)
 	default:
 		return -EOPNOTSUPP
 	}
@@ -50,7 +57,7 @@ func (a *Argo) registerRing(c Caller, me *domainInfo, regAddr, gfnAddr, npages, 
 	if npages > 0 && c.ReadGuest(gfnAddr, gfnBytes) != nil {
 		return -EFAULT
 	}
-	if flags&^RegisterFailExist != 0 {
+	if flags&^registerFlags != 0 {
 		return -EINVAL
 	}
 	var rb [sizeofRegisterRing]byte
@@ -134,10 +141,12 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 	if old != nil {
 		old.l3.Lock()
 		old.mem, old.gfns, old.tx = mem, gfns, tx
+		old.ext, old.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
+		old.syncWanted()
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, gfns))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, gfns, flags))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -174,6 +183,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 	r.pending = nil
 	r.mem, r.gfns = nil, nil
 	r.l3.Unlock()
+	sig.wake(st.info.wq) // a vCPU waiting on this ring gets -ENOENT
 }
 
 // forgetWildcardPending drops a waiter's reference to a wildcard ring it
@@ -258,6 +268,19 @@ func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType 
 	if c.ReadGuest(addrAddr, ab[:]) != nil {
 		return -EFAULT
 	}
+	var sig signals
+	ret := a.sendOne(c, me, &ab, iovAddr, niov, uint32(msgType), &sig)
+	a.raise(&sig)
+	return ret
+}
+
+// sendOne is sendv once its send_addr has been read: every later check in
+// Xen's order, then the copy. sendv and the batched send share it, so a
+// message in a batch gets exactly the result sendv would give it. Domains
+// to signal are added to sig. Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAddr, niov uint64, msgType uint32, sig *signals) int64 {
+	a.assertReadL1()
 	if niov > MaxIOV {
 		return -EINVAL
 	}
@@ -294,10 +317,7 @@ func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType 
 		b := ib[i*sizeofIOV:]
 		iovs[i] = iov{addr: le.Uint64(b), len: le.Uint32(b[8:]), pad: le.Uint32(b[12:])}
 	}
-	var sig signals
-	ret := a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], uint32(msgType), &sig)
-	a.raise(&sig)
-	return ret
+	return a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], msgType, sig)
 }
 
 // sendLocked looks up the ring, checks the iovs and space, and copies the
@@ -326,25 +346,53 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	r.l3.Lock()
 	defer r.l3.Unlock()
 	a.assertL3(dst, r)
-	if uint64(r.len) <= MsgHeaderSize+roundup16(total) {
+	hdrLen := uint64(r.hdrSize())
+	if uint64(r.len) <= hdrLen+roundup16(total) {
 		return -EMSGSIZE
 	}
+	slot := roundup16(total) + hdrLen
 	rx := r.sanitizedRx()
-	if roundup16(total)+MsgHeaderSize >= uint64(r.freeSpace(rx)) {
+	if slot >= uint64(r.freeSpace(rx)) && r.ext {
+		if a.raceHook != nil {
+			a.raceHook()
+		}
+		// Extended header: tell the reader a sender waits, then look at
+		// rx_ptr again. The reader stores rx_ptr and then reads
+		// tx_wanted, so either it sees the announcement (and notifies)
+		// or this second read sees the space it freed.
+		r.announceWanted(uint32(slot))
+		if rx = r.sanitizedRx(); slot < uint64(r.freeSpace(rx)) {
+			r.syncWanted()
+		}
+	}
+	if slot >= uint64(r.freeSpace(rx)) {
 		st.info.stats.eagains.Add(1)
-		return a.queuePendingLocked(st, r, uint32(total))
+		ret := a.queuePendingLocked(st, r, uint32(total))
+		if r.ext {
+			a.wakeFittingLocked(dst, r, sig)
+		}
+		return ret
 	}
 	// Header, then the payload; nothing is visible until tx_ptr moves.
+	oldTx := r.tx
 	tx := r.tx
-	var hdr [MsgHeaderSize]byte
-	le.PutUint32(hdr[0:], uint32(total)+MsgHeaderSize)
+	var hdr [CtxMsgHeaderSize]byte
+	le.PutUint32(hdr[0:], uint32(total+hdrLen))
 	encodeAddr(hdr[4:], Addr{Port: src.Port, Domain: st.id})
 	le.PutUint32(hdr[12:], msgType)
-	copy(r.mem.span(RingHeaderSize+uint64(tx), MsgHeaderSize), hdr[:])
-	tx += MsgHeaderSize
-	if tx == r.len {
-		tx = 0
+	if r.ctx {
+		o := originOf(c) // from the exit: the sender cannot choose it
+		le.PutUint32(hdr[16:], o.vcpu)
+		le.PutUint32(hdr[20:], o.flags)
+		le.PutUint64(hdr[24:], o.cr3)
 	}
+	// A 16-byte header never crosses a page or the ring's end (tx is
+	// slot aligned); the 32-byte one may, so write it like the payload.
+	off := 0
+	_ = r.write(&tx, hdrLen, func(dst []byte) error {
+		off += copy(dst, hdr[off:hdrLen])
+		return nil
+	})
 	for _, v := range iovs {
 		addr := v.addr
 		err := r.write(&tx, uint64(v.len), func(dst []byte) error {
@@ -368,7 +416,17 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 	st.info.stats.bytesOut.Add(total)
 	dst.info.stats.msgsIn.Add(1)
 	dst.info.stats.bytesIn.Add(total)
-	sig.add(dst.id)
+	sig.wake(dst.info.wq)
+	if r.wantIRQ(oldTx, tx) {
+		sig.add(dst.id)
+	} else {
+		dst.info.stats.suppressed.Add(1)
+	}
+	if r.ext {
+		// The VMM sees rx_ptr on every send: wake space waiters
+		// without waiting for the reader's notify.
+		a.wakeFittingLocked(dst, r, sig)
+	}
 	return int64(total)
 }
 
@@ -379,12 +437,15 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
 	if i := r.findPending(st.id); i >= 0 {
 		r.pending[i].need = max(r.pending[i].need, need)
+		r.syncWanted()
 		return -EAGAIN
 	}
 	if len(r.pending) >= MaxPendingPerRing {
+		r.syncWanted() // undo a sender's announcement (sendLocked)
 		return -EBUSY
 	}
 	r.pending = append(r.pending, pendingEnt{dom: st.id, need: need})
+	r.syncWanted()
 	if r.wildcard() {
 		st.wildcardL2.Lock()
 		st.wildcardPending[ringRef{owner: r.owner, port: r.key.port}] = struct{}{}
@@ -451,22 +512,7 @@ func (a *Argo) wakeWaitersOn(st *domainArgo, sig *signals) {
 	defer st.ringsL2.RUnlock()
 	for _, r := range st.rings {
 		r.l3.Lock()
-		if len(r.pending) > 0 {
-			space := r.payloadSpace()
-			for i := 0; i < len(r.pending); {
-				p := r.pending[i]
-				if p.need > space {
-					i++
-					continue
-				}
-				r.removePending(i)
-				if r.wildcard() {
-					a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
-				}
-				sig.add(p.dom)
-				st.info.stats.signals.Add(1)
-			}
-		}
+		a.wakeFittingLocked(st, r, sig)
 		r.l3.Unlock()
 	}
 }
@@ -484,11 +530,18 @@ func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, u
 	r.l3.Lock()
 	defer r.l3.Unlock()
 	flags := uint16(RingExists)
-	mms = MaxPayload(r.len)
+	mms = r.maxPayload()
 	if r.wildcard() {
 		flags |= RingShared
 	}
 	space := r.payloadSpace()
+	if need <= mms && space < need && r.ext {
+		// As in sendLocked: announce in tx_wanted, then look again.
+		r.announceWanted(uint32(roundup16(uint64(need))) + r.hdrSize())
+		if space = r.payloadSpace(); space >= need {
+			r.syncWanted()
+		}
+	}
 	switch {
 	case need > mms:
 		flags |= RingEMsgSize

@@ -1,7 +1,7 @@
 package argo
 
 import (
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
 // pendingEnt is one domain waiting for space in a ring (Xen's
@@ -18,7 +18,7 @@ type ring struct {
 
 	// l3 guards the ring's state. Requires R(owner rings_L2). Lock
 	// order: after rings_L2, before any wildcard_L2.
-	l3 argosync.Mutex
+	l3 hsync.Mutex
 	// len is the data length in bytes (fixed for the ring's life).
 	// +checklocks:l3
 	len uint32
@@ -35,13 +35,25 @@ type ring struct {
 	// pending are the space requests, at most MaxPendingPerRing.
 	// +checklocks:l3
 	pending []pendingEnt
+	// ext is set for a ring registered with RegisterExtHeader: the VMM
+	// then honours the receiver's rx_flags and rx_event and publishes
+	// tx_wanted (ext.go). Without it the reserved bytes are never touched.
+	// +checklocks:l3
+	ext bool
+	// ctx is set for a ring registered with RegisterSenderContext:
+	// messages get the 32-byte header with the sending context
+	// (identity.go).
+	// +checklocks:l3
+	ctx bool
 }
 
-func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, gfns []uint64) *ring {
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, gfns []uint64, flags uint64) *ring {
 	r := &ring{owner: owner, key: key}
 	r.l3.Init(classL3)
 	r.l3.Lock()
 	r.len, r.tx, r.mem, r.gfns = length, tx, mem, gfns
+	r.ext, r.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
+	r.syncWanted()
 	r.l3.Unlock()
 	return r
 }
@@ -98,10 +110,17 @@ func (r *ring) freeSpace(rx uint32) uint32 {
 // +checklocks:r.l3
 func (r *ring) payloadSpace() uint32 {
 	sp := r.freeSpace(r.sanitizedRx())
-	if sp <= 2*MsgSlotSize {
+	if sp <= MsgSlotSize+r.hdrSize() {
 		return 0
 	}
-	return sp - 2*MsgSlotSize
+	return sp - MsgSlotSize - r.hdrSize()
+}
+
+// maxPayload is the largest message this ring can ever take (MaxPayload,
+// less what a longer header takes). Preconditions: r.l3.
+// +checklocks:r.l3
+func (r *ring) maxPayload() uint32 {
+	return MaxPayload(r.len) - (r.hdrSize() - MsgHeaderSize)
 }
 
 // write copies n bytes into the data area at data offset *tx, wrapping at
@@ -145,4 +164,5 @@ func (r *ring) removePending(i int) {
 	last := len(r.pending) - 1
 	r.pending[i] = r.pending[last]
 	r.pending = r.pending[:last]
+	r.syncWanted()
 }

@@ -44,6 +44,9 @@ func (a *Argo) RemoveDomain(id DomainID) {
 // +checklocks:a.l1
 func (a *Argo) teardownLocked(id DomainID, sig *signals) {
 	a.assertWriteL1()
+	if d := a.known[id]; d != nil {
+		d.ended.Store(true)
+	}
 	st := a.state[id]
 	if st == nil {
 		return

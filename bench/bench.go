@@ -28,6 +28,11 @@ type Figure struct {
 	// Size is the message size in bytes for size-dependent figures (for
 	// the plot), 0 otherwise.
 	Size int `json:"size,omitempty"`
+	// ExitsPerMsg and IRQsPerMsg are the medians over the runs of the
+	// guests' exits to the VMM and VIRQs per message (per round trip for
+	// ping-pong figures), for Argo figures (counters.go); absent otherwise.
+	ExitsPerMsg *float64 `json:"exits_per_msg,omitempty"`
+	IRQsPerMsg  *float64 `json:"irqs_per_msg,omitempty"`
 }
 
 // Report is a whole run.
@@ -55,6 +60,9 @@ type spec struct {
 	name, unit string
 	size       int
 	run        func(o *Options) (float64, error)
+	// counted, set instead of run, also returns the transitions per
+	// message of the run.
+	counted func(o *Options) (sample, error)
 	// pair, if set, is measured in the same runs, alternating with this
 	// one, so that a figure and its floor see the same machine load; its
 	// figure is reported first.
@@ -108,10 +116,27 @@ func progress(w io.Writer, i, n int, start time.Time, f Figure) {
 	fmt.Fprintln(w, line)
 }
 
+// sample is one run of a figure: its value and, for counted figures, the
+// transitions per message.
+type sample struct {
+	v float64
+	t *transitions
+}
+
+// runOnce runs a spec once.
+func (s spec) runOnce(o *Options) (sample, error) {
+	if s.counted != nil {
+		return s.counted(o)
+	}
+	v, err := s.run(o)
+	return sample{v: v}, err
+}
+
 // measure runs a spec (and its pair, alternately) o.Runs times.
 func measure(o *Options, s spec, r *Report) ([]Figure, error) {
 	var pairVals []float64
 	vals := make([]float64, 0, o.Runs)
+	var exits, irqs []float64
 	for i := 0; i < o.Runs; i++ {
 		if s.pair != nil {
 			v, err := s.pair.run(o)
@@ -120,11 +145,15 @@ func measure(o *Options, s spec, r *Report) ([]Figure, error) {
 			}
 			pairVals = append(pairVals, v)
 		}
-		v, err := s.run(o)
+		sm, err := s.runOnce(o)
 		if err != nil {
 			return nil, err
 		}
-		vals = append(vals, v)
+		vals = append(vals, sm.v)
+		if sm.t != nil {
+			exits = append(exits, sm.t.exits)
+			irqs = append(irqs, sm.t.irqs)
+		}
 	}
 	var out []Figure
 	if s.pair != nil {
@@ -133,6 +162,9 @@ func measure(o *Options, s spec, r *Report) ([]Figure, error) {
 		out = append(out, pf)
 	}
 	f := summarise(s, vals, r)
+	if len(exits) == len(vals) && len(vals) > 0 {
+		f.ExitsPerMsg, f.IRQsPerMsg = medianOf(exits), medianOf(irqs)
+	}
 	if s.pair != nil {
 		r.Figures = r.Figures[:len(r.Figures)-1]
 	}
@@ -157,6 +189,13 @@ func summarise(s spec, vals []float64, r *Report) Figure {
 		}
 	}
 	return f
+}
+
+// medianOf sorts vals and returns a pointer to their median.
+func medianOf(vals []float64) *float64 {
+	slices.Sort(vals)
+	m := median(vals)
+	return &m
 }
 
 func median(sorted []float64) float64 {
@@ -193,13 +232,17 @@ func (r *Report) WriteJSON(path string) error {
 func (r *Report) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "argovisor bench — %s — %s\n\n", r.Machine, r.When)
-	fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s  %-26s %s\n", "figure", "median", "min", "max", "unit", "ratio", "to", "goal")
+	fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s %9s %9s  %-26s %s\n", "figure", "median", "min", "max", "unit", "exits/msg", "irqs/msg", "ratio", "to", "goal")
 	for _, f := range r.Figures {
 		ratio := ""
 		if f.RatioTo != "" {
 			ratio = fmt.Sprintf("%.3f", f.Ratio)
 		}
-		fmt.Fprintf(&b, "%-28s %12.3f %12.3f %12.3f %-6s %9s  %-26s %s\n", f.Name, f.Median, f.Min, f.Max, f.Unit, ratio, f.RatioTo, f.Goal)
+		exits, irqs := "", ""
+		if f.ExitsPerMsg != nil && f.IRQsPerMsg != nil {
+			exits, irqs = fmt.Sprintf("%.3f", *f.ExitsPerMsg), fmt.Sprintf("%.3f", *f.IRQsPerMsg)
+		}
+		fmt.Fprintf(&b, "%-28s %12.3f %12.3f %12.3f %-6s %9s %9s %9s  %-26s %s\n", f.Name, f.Median, f.Min, f.Max, f.Unit, exits, irqs, ratio, f.RatioTo, f.Goal)
 	}
 	return b.String()
 }

@@ -25,14 +25,18 @@ func BenchmarkFigures(b *testing.B) {
 	for _, s := range figures() {
 		for _, s := range append([]spec{s}, pairOf(s)...) {
 			b.Run(s.name, func(b *testing.B) {
-				var v float64
+				var sm sample
 				for i := 0; i < b.N; i++ {
 					var err error
-					if v, err = s.run(o); err != nil {
+					if sm, err = s.runOnce(o); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(v, s.unit)
+				b.ReportMetric(sm.v, s.unit)
+				if sm.t != nil {
+					b.ReportMetric(sm.t.exits, "exits/msg")
+					b.ReportMetric(sm.t.irqs, "irqs/msg")
+				}
 			})
 		}
 	}

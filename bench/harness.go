@@ -15,15 +15,24 @@ type lab struct {
 	o *Options
 	v *vmm.VMM
 
+	// mu guards lines and marks. Leaf.
 	mu    sync.Mutex
 	lines map[string][]string
+	// marks are each domain's counters at each console line it printed
+	// (counters.go).
+	marks map[string][]mark
 }
 
 func newLab(o *Options) (*lab, error) {
-	l := &lab{o: o, lines: map[string][]string{}}
+	l := &lab{o: o, lines: map[string][]string{}, marks: map[string][]mark{}}
 	v, err := vmm.New(vmm.Options{Console: func(d *vmm.Domain, line string) {
+		// This runs on the printing vCPU's goroutine during the exit
+		// that ends the line, so the counters are exact for that point
+		// of the guest's program.
+		m := mark{line: line, vm: d.Stats(), argo: d.ArgoStats()}
 		l.mu.Lock()
 		l.lines[d.Name()] = append(l.lines[d.Name()], line)
+		l.marks[d.Name()] = append(l.marks[d.Name()], m)
 		l.mu.Unlock()
 	}})
 	if err != nil {

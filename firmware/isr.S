@@ -199,6 +199,20 @@ fw_gate:
 .Lgate_hypercall:
         outl    %eax, $GUEST_HYPERCALL_PORT
         iretq
+/* CPUID at CPL 0 always traps to KVM, so the VMM's table answers. At
+ * CPL 3 it does only where the host has CPUID faulting (not on the AMD
+ * hosts), so guest_cpuid() comes here. */
+.Lgate_cpuid:
+        cpuid
+        iretq
+/* The address-space root, for guests that keep several (and for tests of
+ * Argo's sending context, which stamps CR3). */
+.Lgate_read_cr3:
+        movq    %cr3, %rax
+        iretq
+.Lgate_load_cr3:
+        movq    %rax, %cr3
+        iretq
 
 /*
  * WAIT: halt until an interrupt arrives, unless one (VIRQ or IPI) has
@@ -229,6 +243,9 @@ fw_gate_ops:
         .quad   .Lgate_outsb            /* GUEST_GATE_OUTSB */
         .quad   .Lgate_hypercall        /* GUEST_GATE_HYPERCALL */
         .quad   .Lgate_wait             /* GUEST_GATE_WAIT */
+        .quad   .Lgate_cpuid            /* GUEST_GATE_CPUID */
+        .quad   .Lgate_read_cr3         /* GUEST_GATE_READ_CR3 */
+        .quad   .Lgate_load_cr3         /* GUEST_GATE_LOAD_CR3 */
         .if     (. - fw_gate_ops) != GUEST_GATE_NOPS * 8
         .error  "fw_gate_ops does not match GUEST_GATE_NOPS"
         .endif

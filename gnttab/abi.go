@@ -1,9 +1,13 @@
 package gnttab
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/argovisor/argovisor/hcall"
+)
 
 // DomainID is a domain id.
-type DomainID uint16
+type DomainID = hcall.DomainID
 
 // DomainSelf (DOMID_SELF) names the calling domain wherever an op takes a
 // domain id.

@@ -1,10 +1,10 @@
-//go:build argodebug
+//go:build lockdebug
 
 package gnttab
 
 import "testing"
 
-// With argodebug, functions that document a lock precondition assert it.
+// With lockdebug, functions that document a lock precondition assert it.
 func TestPreconditionsAsserted(t *testing.T) {
 	w := newWorld(t)
 	w.add(1, Config{})

@@ -31,6 +31,6 @@
 // one tableMu is held at a time (a copy pins its source, releases the
 // lock, then pins its destination). Signals are raised after every lock is
 // dropped. Functions state the locks they expect in a "Preconditions:"
-// comment, assert them in argodebug builds and carry checklocks
+// comment, assert them in lockdebug builds and carry checklocks
 // annotations.
 package gnttab

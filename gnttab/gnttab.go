@@ -5,23 +5,20 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/hcall"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
-// Memory is one domain's guest-physical memory: Slice returns the host bytes
-// backing [gpa, gpa+n) or an error if any of it is not the domain's RAM.
-type Memory interface {
-	Slice(gpa, n uint64) ([]byte, error)
-}
+// Memory and Caller are the shared hypercall context (package hcall).
+type (
+	Memory = hcall.Memory
+	Caller = hcall.Caller
+)
 
-// Caller is the context of one hypercall: the calling domain and access to
-// its address space at the addresses it passed (guest-virtual addresses for
-// guests). Errors mean the address is not accessible (-EFAULT).
-type Caller interface {
-	Domain() DomainID
-	ReadGuest(addr uint64, p []byte) error
-	WriteGuest(addr uint64, p []byte) error
-}
+// ErrNoSpace is what Window.Map returns (wrapped) when the grantee's share
+// of the host's mapping resources is spent: the element gets
+// GNTST_no_device_space, and an unmap makes room again.
+var ErrNoSpace = errors.New("gnttab: no space left in the grant window's budget")
 
 // Window maps granted frames into a grantee's grant window. GrantTables
 // calls it with its own locks held: an implementation must not call back
@@ -29,12 +26,17 @@ type Caller interface {
 // serialised by that grantee's maptrack lock or by the global lock).
 type Window interface {
 	// Map makes grantee's GPA gpa show granter's frame gfn, read-only if ro.
+	// An error wrapping ErrNoSpace means the grantee's mapping budget is
+	// spent (GNTST_no_device_space); any other error is
+	// GNTST_general_error. Either way nothing is mapped.
 	Map(grantee DomainID, gpa uint64, granter DomainID, gfn uint64, ro bool) error
 	// Unmap puts inaccessible pages back at gpas (one batch; the
-	// implementation coalesces contiguous runs).
+	// implementation coalesces contiguous runs). It never fails for lack
+	// of budget: an unmap only ever gives budget back.
 	Unmap(grantee DomainID, gpas []uint64) error
 	// Revoke replaces the mappings at gpas with a dead page (reads zeros,
 	// writes discarded): used when the granter dies or a policy revokes.
+	// Like Unmap it never fails for lack of budget.
 	Revoke(grantee DomainID, gpas []uint64) error
 	// Valid reports whether gpa is a page-aligned address inside grantee's
 	// grant window usable for a mapping of this kind (read-only maps live
@@ -84,9 +86,9 @@ func (s *stats) snapshot() Stats {
 
 // Lock classes, one per role in the hierarchy (for the lockdep build).
 var (
-	classL1       = argosync.NewClass("gnttab L1")
-	classMaptrack = argosync.NewClass("gnttab maptrack")
-	classTable    = argosync.NewClass("gnttab table")
+	classL1       = hsync.NewClass("gnttab L1")
+	classMaptrack = hsync.NewClass("gnttab maptrack")
+	classTable    = hsync.NewClass("gnttab table")
 )
 
 // GrantTables is the grant-table state of one VMM: every domain's table,
@@ -98,7 +100,7 @@ type GrantTables struct {
 	// l1 is the global lock. R(l1) for every operation; W(l1) only to add
 	// a domain, to handle a death, to revoke by policy, or to remove a
 	// domain. W(l1) makes every lower lock uncontended. Lock order: first.
-	l1 argosync.RWMutex
+	l1 hsync.RWMutex
 	// alive holds the domains that can take part in grant operations.
 	// +checklocks:l1
 	alive map[DomainID]*domain
@@ -191,7 +193,7 @@ type domain struct {
 	// a whole map, unmap or revocation of this domain's mappings,
 	// including the Window calls for its GPAs. Requires R(l1). Lock order:
 	// after l1, before any domain's tableMu.
-	maptrackMu argosync.Mutex
+	maptrackMu hsync.Mutex
 	// maptrack is indexed by handle; it grows a frame (256 handles) at a
 	// time up to maxHandle.
 	// +checklocks:maptrackMu
@@ -214,7 +216,7 @@ type domain struct {
 	// tableMu guards the table size, the active entries and every VMM
 	// update of the shared table. Requires R(l1). Lock order: after every
 	// maptrackMu; no other tableMu is taken while holding it.
-	tableMu argosync.Mutex
+	tableMu hsync.Mutex
 	// table is the shared table memory (nil once the domain is dead: it
 	// must not be touched again).
 	// +checklocks:tableMu

@@ -163,6 +163,10 @@ type fakeWindow struct {
 	violations   []string
 	failMap      bool
 	failUnmap    bool
+	// budget, if set for a grantee, is how many pages its window may
+	// show at once (live or dead); a map beyond it fails with
+	// ErrNoSpace, as vmm's window does when its VMA share is spent.
+	budget map[DomainID]int
 }
 
 func newFakeWindow() *fakeWindow {
@@ -212,6 +216,9 @@ func (w *fakeWindow) Map(grantee DomainID, gpa uint64, granter DomainID, gfn uin
 	defer w.mu.Unlock()
 	if w.failMap {
 		return errFault
+	}
+	if n, ok := w.budget[grantee]; ok && len(w.m[grantee]) >= n {
+		return fmt.Errorf("fake window of domain %d full (%d pages): %w", grantee, n, ErrNoSpace)
 	}
 	if !w.validLocked(gpa, ro) {
 		w.violate("map at invalid gpa %#x ro=%v", gpa, ro)

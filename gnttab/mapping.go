@@ -1,5 +1,7 @@
 package gnttab
 
+import "errors"
+
 // mapOp is one decoded gnttab_map_grant_ref.
 type mapOp struct {
 	hostAddr uint64
@@ -75,19 +77,27 @@ func (g *GrantTables) mapOne(me *domain, op mapOp) (int16, uint32) {
 		return st, 0
 	}
 	_, taken := me.byGPA[op.hostAddr]
+	st = GNTSTGeneralError
 	switch {
 	case cache != 0: // HVM mappings take no cache attributes
 	case !g.w.Valid(me.id, op.hostAddr, ro): // outside the grant window, or the wrong half
 	case taken: // already holds a mapping (live or revoked) of ours
-	case g.w.Map(me.id, op.hostAddr, rd.id, gfn, ro) != nil:
 	default:
-		me.recordLocked(handle, mapEntry{state: mapLive, ro: ro, ref: op.ref, granter: rd.id, gpa: op.hostAddr})
-		me.stats.maps.Add(1)
-		return GNTSTOkay, handle
+		err := g.w.Map(me.id, op.hostAddr, rd.id, gfn, ro)
+		if err == nil {
+			me.recordLocked(handle, mapEntry{state: mapLive, ro: ro, ref: op.ref, granter: rd.id, gpa: op.hostAddr})
+			me.stats.maps.Add(1)
+			return GNTSTOkay, handle
+		}
+		if errors.Is(err, ErrNoSpace) {
+			// The grantee's share of the host's mappings is spent
+			// (Xen: no room in the IOMMU for the mapping).
+			st = GNTSTNoDeviceSpace
+		}
 	}
 	rd.unpin(op.ref, ro)
 	me.freeHandleLocked(handle)
-	return GNTSTGeneralError, 0
+	return st, 0
 }
 
 // allocHandleLocked takes a free maptrack handle, growing the maptrack by

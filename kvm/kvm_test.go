@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,15 +82,13 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// openKVM opens /dev/kvm or skips loudly (fails under CI).
+// openKVM opens /dev/kvm, or skips or fails by testutil.RequireKVM.
 func openKVM(t *testing.T) *System {
 	t.Helper()
-	s, err := OpenSystem("/dev/kvm")
+	testutil.RequireKVM(t)
+	s, err := OpenSystem(testutil.KVMDevice)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("KVM TEST NOT RUN under CI: %v", err)
-		}
-		t.Skipf("!!!!! KVM TEST NOT RUN: %v !!!!!", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s

@@ -3,10 +3,12 @@ package memop
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/argovisor/argovisor/hcall"
 )
 
-// DomainID is a domain id.
-type DomainID uint16
+// DomainID is a domain id (package hcall's, shared with argo and gnttab).
+type DomainID = hcall.DomainID
 
 // DomainSelf (DOMID_SELF) names the calling domain.
 const DomainSelf DomainID = 0x7FF0
@@ -41,7 +43,7 @@ const (
 	MaxExtents = 4096
 	// DefaultMaxHoles bounds the separate runs of empty frames in a
 	// domain's RAM region (each costs the VMM up to two memory mappings).
-	DefaultMaxHoles = 256
+	DefaultMaxHoles = 32
 
 	sizeofReservation = 32 // struct xen_memory_reservation, x86-64
 

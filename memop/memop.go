@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/argovisor/argovisor/argo/argosync"
+	"github.com/argovisor/argovisor/hcall"
+	"github.com/argovisor/argovisor/internal/hsync"
 )
 
-// Caller is the context of one hypercall: the calling domain and access to
-// its address space at the addresses it passed (guest-virtual addresses).
-// Errors mean the address is not accessible.
-type Caller interface {
-	Domain() DomainID
-	ReadGuest(addr uint64, p []byte) error
-	WriteGuest(addr uint64, p []byte) error
-}
+// Caller is the context of one hypercall (package hcall's, shared with
+// argo and gnttab).
+type Caller = hcall.Caller
 
 // Backing is the host memory behind the domains' frames. memop calls it
 // with none of its locks held, and only for frames it has reserved for the
@@ -94,8 +90,8 @@ var (
 
 // Lock classes, one per role (for the lockdep build).
 var (
-	classL1  = argosync.NewClass("memop L1")
-	classP2M = argosync.NewClass("memop p2m")
+	classL1  = hsync.NewClass("memop L1")
+	classP2M = hsync.NewClass("memop p2m")
 )
 
 // Memop is the memory-reservation state of one VMM.
@@ -106,7 +102,7 @@ type Memop struct {
 	// l1 guards domains. W only to add, kill or remove a domain; R for
 	// lookups. Nothing is called while it is held. Lock order: before
 	// every Domain.mu.
-	l1 argosync.RWMutex
+	l1 hsync.RWMutex
 	// domains holds every domain added and not yet removed.
 	// +checklocks:l1
 	domains map[DomainID]*Domain
@@ -132,7 +128,7 @@ type Domain struct {
 
 	// mu guards the physmap and the counts below. Leaf lock: taken
 	// after l1 when both are held; nothing is called while it is held.
-	mu argosync.Mutex
+	mu hsync.Mutex
 	// mapped has one bit per frame: set while the frame is populated
 	// (committed state; an operation in flight does not change it).
 	// +checklocks:mu

@@ -24,6 +24,8 @@ type domainSpec struct {
 	name, prog string
 	params     map[string]string
 	argo       vmm.ArgoPolicy
+	vcpus      int    // default 1
+	label      string // [domain] label
 }
 
 // startDomains creates every domain first (so that each exists in Argo
@@ -47,7 +49,8 @@ func startDomains(t *testing.T, v *vmm.VMM, specs ...domainSpec) map[string]*vmm
 			}
 			p[k] = val
 		}
-		d, err := v.CreateDomain(vmm.DomainConfig{Name: s.name, Kernel: guest(s.prog), Memory: 16 << 20, VCPUs: 1, Params: p, Argo: s.argo})
+		d, err := v.CreateDomain(vmm.DomainConfig{Name: s.name, Label: s.label, Kernel: guest(s.prog), Memory: 16 << 20,
+			VCPUs: max(s.vcpus, 1), Params: p, Argo: s.argo})
 		if err != nil {
 			t.Fatalf("CreateDomain(%s): %v", s.name, err)
 		}
@@ -101,27 +104,6 @@ func mustMatch(t *testing.T, c *console, name string, re *regexp.Regexp) []strin
 		t.Fatalf("%s printed no line matching /%v/:\n%s", name, re, c.dump())
 	}
 	return m
-}
-
-// waitLine waits until domain d prints a line matching re.
-func waitLine(t *testing.T, c *console, d *vmm.Domain, re *regexp.Regexp, limit time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if m := c.match(d.Name(), re); m != nil {
-			return m
-		}
-		select {
-		case <-d.Done():
-			if m := c.match(d.Name(), re); m != nil {
-				return m
-			}
-			t.Fatalf("%s ended (%v) without printing /%v/\n%s", d.Name(), d.Result(), re, c.dump())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	t.Fatalf("%s did not print /%v/ within %v\n%s", d.Name(), re, limit, c.dump())
-	return nil
 }
 
 func atoi(t *testing.T, s string) uint64 {
@@ -498,7 +480,7 @@ func TestArgoDestroyMidTraffic(t *testing.T) {
 	}
 	specs = append(specs, pingPongSpecs("bystander-", 40000)...)
 	ds := startDomains(t, v, specs...)
-	waitLine(t, &c, ds["sender"], regexp.MustCompile(`^killme: sent 2000 messages$`), 2*time.Minute)
+	waitFor(t, &c, ds["sender"], regexp.MustCompile(`^killme: sent 2000 messages$`), 2*time.Minute)
 	// The bystanders must still be exchanging when the victim dies.
 	if ds["bystander-ping"].Result().Kind != vmm.Running {
 		t.Fatalf("the bystander pair ended before the victim was stopped; raise its count\n%s", c.dump())
@@ -520,4 +502,30 @@ func TestArgoDestroyMidTraffic(t *testing.T) {
 	mustOK(t, &c, ds["bystander-pong"], time.Minute)
 	m = mustMatch(t, &c, "bystander-ping", pingOK)
 	t.Logf("sender stopped after %s messages; bystanders: %s cycles/round trip", mustMatch(t, &c, "sender", regexp.MustCompile(`after (\d+) messages`))[1], m[2])
+}
+
+// TestArgoSenderContext: a receiver whose ring asks for the sending
+// context sees, for every message of a 2-vCPU sender, the vCPU and CR3 the
+// sender reports of itself — from both vCPUs and from a second address
+// space — and never the forged claims; domain_info reports the vouched
+// names and labels, running and then ended, and -ESRCH for no domain.
+func TestArgoSenderContext(t *testing.T) {
+	var c console
+	v := newVMM(t, &c)
+	ds := startDomains(t, v,
+		domainSpec{name: "rcv", prog: "ctxsrc", label: "role=receiver", params: kv("role", "receiver", "peer", "$snd",
+			"count", "16", "self_name", "rcv", "self_label", "role=receiver", "peer_name", "snd", "peer_label", "tier=web zone=dmz")},
+		domainSpec{name: "snd", prog: "ctxsrc", label: "tier=web zone=dmz", vcpus: 2, params: kv("role", "sender", "peer", "$rcv", "count", "16")},
+	)
+	mustOK(t, &c, ds["snd"], time.Minute)
+	mustOK(t, &c, ds["rcv"], time.Minute)
+	for _, want := range []string{"ctxsrc: check two_vcpus: ok", "ctxsrc: check two_address_spaces: ok",
+		"ctxsrc: check forgery_caught: ok", "ctxsrc: check info_peer_ended: ok"} {
+		if !c.has("rcv", want) {
+			t.Errorf("receiver lacks %q:\n%s", want, c.dump())
+		}
+	}
+	if info, ok := v.Argo().Info(argo.DomainID(ds["snd"].ID())); !ok || !info.Ended || info.Label != "tier=web zone=dmz" {
+		t.Errorf("Argo().Info(snd) = %+v, %v", info, ok)
+	}
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/argovisor/argovisor/vmm"
 )
 
 // hugeBSSELF is a valid x86-64 executable whose one segment needs 64 MiB at
@@ -73,6 +76,39 @@ func TestCLIBadInputs(t *testing.T) {
 	}
 }
 
+// Domains whose grant-window shares cannot all fit under the host's
+// vm.max_map_count: the one that does not fit is refused as a bad config
+// (exit 2) naming the limit and the key, before anything runs.
+func TestCLIOverBudget(t *testing.T) {
+	requireKVM(t)
+	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const share = vmm.MaxWindowVMAs
+	if limit > 8*share {
+		t.Skipf("vm.max_map_count is %d: too many domains would be needed to exceed it", limit)
+	}
+	var cfg strings.Builder
+	for i := uint64(0); i <= limit/share; i++ {
+		cfg.WriteString(domainTOML("d"+strconv.FormatUint(i, 10), guest("hello"), "16M", 1, nil))
+		cfg.WriteString("[domain.gnttab]\nmax_window_vmas = " + strconv.Itoa(share) + "\n")
+	}
+	r := runCLI(t, "run", writeFile(t, t.TempDir(), "over.toml", cfg.String()))
+	for _, want := range []string{"over the VMM's resource budget", "max_window_vmas", "vm.max_map_count " + strconv.FormatUint(limit, 10)} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("want exit 2 and stderr mentioning %q, got:\n%v", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "[d0]") {
+		t.Errorf("a domain ran although the config does not fit:\n%v", r)
+	}
+}
+
 func TestCLIUnusableKVM(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "c.toml", domainTOML("a", guest("hello"), "16M", 1, nil))
@@ -119,5 +155,32 @@ func TestCLITraceHypercalls(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(r.stdout), []byte("null=0 unknown=-38")) {
 		t.Fatalf("guest output missing:\n%v", r)
+	}
+}
+
+// TestCLISandbox runs examples under each --seccomp mode (the other CLI
+// tests run with the default, on). The grant-table example maps pages into
+// grant windows with mmap(MAP_FIXED) and revokes them under the filter; as
+// root it also runs with privileges dropped to nobody after setup.
+func TestCLISandbox(t *testing.T) {
+	requireKVM(t)
+	hello := filepath.Join(repoRoot, "examples", "hello.toml")
+	shared := filepath.Join(repoRoot, "examples", "sharedpage.toml")
+	cases := [][]string{
+		{"--seccomp=on", shared},
+		{"--seccomp=log", hello},
+		{"--seccomp", "off", hello},
+	}
+	if os.Geteuid() == 0 {
+		cases = append(cases, []string{"--seccomp=on", "--user", "65534:65534", shared})
+	}
+	for _, args := range cases {
+		r := runCLI(t, append([]string{"run", "--timeout", "120s"}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "(domain 2): exited with status 0") {
+			t.Errorf("argovisor run %q: want exit 0 with both domains exited 0, got:\n%v", args, r)
+		}
+		if args[0] == "--seccomp=log" && !strings.Contains(r.stderr, "logged by the kernel") {
+			t.Errorf("--seccomp=log does not say so on stderr:\n%v", r)
+		}
 	}
 }

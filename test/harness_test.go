@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -48,21 +51,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireKVM skips the test when /dev/kvm cannot be opened, loudly, and
-// fails it instead under CI, where KVM tests must run.
-func requireKVM(t testing.TB) {
-	t.Helper()
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err == nil {
-		f.Close()
-		return
-	}
-	msg := fmt.Sprintf("KVM TEST NOT RUN: /dev/kvm unusable (%v)", err)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " — CI must have /dev/kvm")
-	}
-	t.Skip("!!!!! " + msg + " !!!!!")
-}
+// requireKVM applies the project's one KVM-test policy
+// (testutil.RequireKVM).
+func requireKVM(t testing.TB) { t.Helper(); testutil.RequireKVM(t) }
 
 // guest returns the path of a built guest program.
 func guest(name string) string {
@@ -177,6 +168,10 @@ func runCLI(t testing.TB, args ...string) cliResult {
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// -1; SIGSYS here means the seccomp filter killed it.
+			errb.WriteString("(killed by " + ws.Signal().String() + ")\n")
+		}
 	} else if err != nil {
 		t.Fatalf("run argovisor: %v", err)
 	}
@@ -222,6 +217,29 @@ func runExample(t *testing.T, name string, want ...string) {
 	for _, w := range want {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("stdout lacks %q:\n%v", w, r)
+		}
+	}
+}
+
+// waitFor waits until domain d prints a line matching re; it fails the
+// test if d ends first or the limit passes.
+func waitFor(tb testing.TB, c *console, d *vmm.Domain, re *regexp.Regexp, limit time.Duration) []string {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if m := c.match(d.Name(), re); m != nil {
+			return m
+		}
+		select {
+		case <-d.Done():
+			if m := c.match(d.Name(), re); m != nil {
+				return m
+			}
+			tb.Fatalf("%s ended (%v) without printing /%v/\n%s", d.Name(), d.Result(), re, c.dump())
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not print /%v/ within %v\n%s", d.Name(), re, limit, c.dump())
 		}
 	}
 }

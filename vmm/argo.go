@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/hcall"
 )
 
 // ArgoPolicy is a domain's [domain.argo] configuration.
@@ -29,22 +30,29 @@ func (p ArgoPolicy) argo() argo.Policy {
 // Argo is the VMM's Argo instance (for the host endpoint and statistics).
 func (v *VMM) Argo() *argo.Argo { return v.argo }
 
-// caller adapts a hypercall to argo.Caller and gnttab.Caller (ID is the
-// package's domain id type): the calling domain and its address space as
-// seen by the calling vCPU. It is one pointer wide, so converting it to
-// the interface does not allocate.
-type caller[ID ~uint16] struct{ h *Hypercall }
+// caller adapts a hypercall to hcall.Caller, the context argo and gnttab
+// take: the calling domain and its address space as seen by the calling
+// vCPU. It is one pointer wide, so converting it to the interface does not
+// allocate.
+type caller struct{ h *Hypercall }
 
-func (c caller[ID]) Domain() ID { return ID(c.h.Domain.id) }
+func (c caller) Domain() hcall.DomainID { return hcall.DomainID(c.h.Domain.id) }
 
-func (c caller[ID]) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
+func (c caller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read(addr, p) }
 
-func (c caller[ID]) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
+func (c caller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
+
+// VCPU implements hcall.Origin: the index of the calling vCPU.
+func (c caller) VCPU() uint32 { return uint32(c.h.Index) }
+
+// AddressSpace implements hcall.Origin: CR3 at the exit, from the sync
+// registers.
+func (c caller) AddressSpace() uint64 { return c.h.Sregs().CR3 }
 
 // argoHypercall serves hypercall 39: argo_op(cmd, arg1, arg2, arg3, arg4).
 func (v *VMM) argoHypercall(h *Hypercall) int64 {
 	a := &h.Args
-	return v.argo.Op(caller[argo.DomainID]{h}, a[0], a[1], a[2], a[3], a[4])
+	return v.argo.Op(caller{h}, a[0], a[1], a[2], a[3], a[4])
 }
 
 // argoSignal raises the VIRQ of domain id (Argo calls it with no ring

@@ -298,3 +298,19 @@ func TestDropVMMPagesKeepsContents(t *testing.T) {
 		}
 	}
 }
+
+// The RSS in memory reports comes from /proc/self/statm opened before any
+// sandbox, read with pread.
+func TestProcessRSSFromOpenStatm(t *testing.T) {
+	v := &VMM{byID: map[uint16]*Domain{}}
+	if got := v.processRSSKiB(); got != 0 {
+		t.Errorf("RSS %d KiB without an open statm, want 0", got)
+	}
+	if err := v.openStatm(); err != nil {
+		t.Fatal(err)
+	}
+	defer v.statm.Close()
+	if got := v.processRSSKiB(); got == 0 {
+		t.Errorf("RSS 0 KiB")
+	}
+}

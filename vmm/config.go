@@ -29,6 +29,7 @@ const (
 
 type fileDomain struct {
 	Name   string         `toml:"name"`
+	Label  string         `toml:"label"`
 	Kernel string         `toml:"kernel"`
 	Memory any            `toml:"memory"`
 	VCPUs  *int64         `toml:"vcpus"`
@@ -43,6 +44,7 @@ type fileDomain struct {
 type fileGnttab struct {
 	MaxFrames         *int64   `toml:"max_frames"`
 	MaxMaptrackFrames *int64   `toml:"max_maptrack_frames"`
+	MaxWindowVMAs     *int64   `toml:"max_window_vmas"`
 	MapFrom           []string `toml:"map_from"`
 }
 
@@ -104,6 +106,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			return nil, bad("%s: duplicate domain name", where)
 		}
 		seen[fd.Name] = true
+		if err := checkLabel(fd.Label); err != nil {
+			return nil, bad("%s: %v", where, err)
+		}
 		if fd.Kernel == "" {
 			return nil, bad("%s: missing kernel", where)
 		}
@@ -167,11 +172,17 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 			}
 			gt.MaxMaptrackFrames = uint32(*v)
 		}
+		if v := fd.Gnttab.MaxWindowVMAs; v != nil {
+			if *v < MinWindowVMAs || *v > MaxWindowVMAs {
+				return nil, bad("%s: gnttab.max_window_vmas = %d, want %d..%d", where, *v, MinWindowVMAs, MaxWindowVMAs)
+			}
+			gt.MaxWindowVMAs = uint32(*v)
+		}
 		maxMem, err := parseMaxMemory(fd.MaxMemory, mem)
 		if err != nil {
 			return nil, bad("%s: max_memory: %v", where, err)
 		}
-		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+		cfg.Domains = append(cfg.Domains, DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 			MaxMemory: maxMem, ReportMemory: fd.ReportMemory})
 	}
 	// send_to and map_from name domains; ids are given in config order

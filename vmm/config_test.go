@@ -29,6 +29,7 @@ func TestParseConfig(t *testing.T) {
 	p := writeConfig(t, `
 [[domain]]
 name = "ping"
+label = "tier=web zone=dmz"
 kernel = "k.elf"
 memory = "16M"
 vcpus = 2
@@ -52,6 +53,7 @@ enabled = false
 [domain.gnttab]
 max_frames = 8
 max_maptrack_frames = 2
+max_window_vmas = 100
 map_from = ["ping"]
 `)
 	cfg, err := LoadConfig(p)
@@ -62,7 +64,7 @@ map_from = ["ping"]
 		t.Fatalf("%d domains", len(cfg.Domains))
 	}
 	d0, d1 := cfg.Domains[0], cfg.Domains[1]
-	if d0.Name != "ping" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
+	if d0.Name != "ping" || d0.Label != "tier=web zone=dmz" || d1.Label != "" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
 		t.Errorf("domain 0 = %+v", d0)
 	}
 	if d0.Params["peer"] != "2" || d0.Params["count"] != "5" || d0.Params["verbose"] != "true" {
@@ -78,10 +80,10 @@ map_from = ["ping"]
 	if !d0.Argo.Wildcard || d0.Argo.Disabled || len(d0.Argo.SendTo) != 2 || d0.Argo.SendTo[0] != 2 || d0.Argo.SendTo[1] != 1 {
 		t.Errorf("domain 0 argo = %+v", d0.Argo)
 	}
-	if d1.Gnttab.MaxFrames != 8 || d1.Gnttab.MaxMaptrackFrames != 2 || len(d1.Gnttab.MapFrom) != 1 || d1.Gnttab.MapFrom[0] != 1 {
+	if d1.Gnttab.MaxFrames != 8 || d1.Gnttab.MaxMaptrackFrames != 2 || d1.Gnttab.MaxWindowVMAs != 100 || len(d1.Gnttab.MapFrom) != 1 || d1.Gnttab.MapFrom[0] != 1 {
 		t.Errorf("domain 1 gnttab = %+v", d1.Gnttab)
 	}
-	if d0.Gnttab.MaxFrames != 0 || d0.Gnttab.MapFrom != nil {
+	if d0.Gnttab.MaxFrames != 0 || d0.Gnttab.MaxWindowVMAs != 0 || d0.Gnttab.MapFrom != nil {
 		t.Errorf("domain 0 gnttab = %+v (defaults: 0 = Xen's default, nil = any)", d0.Gnttab)
 	}
 	if !d1.Argo.Disabled || d1.Argo.Wildcard || d1.Argo.SendTo != nil {
@@ -135,6 +137,9 @@ func TestConfigErrors(t *testing.T) {
 		{"max_memory bad", "[[domain]]\nname = \"a\"\nmax_memory = \"more\"\n" + ok, "max_memory"},
 		{"report_memory type", "[[domain]]\nname = \"a\"\nreport_memory = 1\n" + ok, "toml"},
 		{"zero vcpus", "[[domain]]\nname = \"a\"\nvcpus = 0\n" + ok, "vcpus = 0"},
+		{"label too long", "[[domain]]\nname = \"a\"\nlabel = \"" + strings.Repeat("x", 65) + "\"\n" + ok, "at most 64"},
+		{"label with a newline", "[[domain]]\nname = \"a\"\nlabel = \"a\\nb\"\n" + ok, "printable ASCII"},
+		{"label not ASCII", "[[domain]]\nname = \"a\"\nlabel = \"caf\u00e9\"\n" + ok, "printable ASCII"},
 		{"too many vcpus", "[[domain]]\nname = \"a\"\nvcpus = 65\n" + ok, "vcpus = 65"},
 		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
 		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},
@@ -143,6 +148,8 @@ func TestConfigErrors(t *testing.T) {
 		{"gnttab max_frames 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 0\n", "max_frames = 0"},
 		{"gnttab max_frames too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 5000\n", "max_frames = 5000"},
 		{"gnttab maptrack 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_maptrack_frames = 0\n", "max_maptrack_frames = 0"},
+		{"gnttab window 1", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_window_vmas = 1\n", "max_window_vmas = 1, want 2..262144"},
+		{"gnttab window too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_window_vmas = 300000\n", "max_window_vmas = 300000"},
 		{"gnttab unknown map_from", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmap_from = [\"zz\"]\n", "unknown domain \"zz\""},
 		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
 		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},

@@ -15,7 +15,11 @@ import (
 
 // DomainConfig describes one domain.
 type DomainConfig struct {
-	Name   string
+	Name string
+	// Label is what the VMM vouches for about the domain beyond its id and
+	// name: printable ASCII, at most argo.MaxLabelLen bytes. Guests read it
+	// with Argo's domain_info op (docs/argo.md).
+	Label  string
 	Kernel string // path of an ELF64 x86-64 kernel
 	Memory uint64 // bytes of RAM
 	VCPUs  int
@@ -43,6 +47,11 @@ type GnttabConfig struct {
 	// MapFrom, if non-nil, lists the only domain ids this domain may map
 	// or copy grants from.
 	MapFrom []uint16
+	// MaxWindowVMAs is the domain's share of the process's memory
+	// mappings for its grant window ([domain.gnttab] max_window_vmas);
+	// default DefaultWindowVMAs. A map that would need more gets
+	// GNTST_no_device_space (docs/limits.md).
+	MaxWindowVMAs uint32
 }
 
 // Grant-table defaults (Xen's).
@@ -51,11 +60,32 @@ const (
 	DefaultMaptrackFrames = 1024
 )
 
+// Grant-window VMA shares. With the default, 79 default domains (one vCPU)
+// fit under the kernel's default vm.max_map_count of 65530
+// (docs/limits.md); 768 VMAs hold at least 383 mapped pages, and up to
+// 766 in one contiguous run.
+const (
+	DefaultWindowVMAs = 768
+	// MinWindowVMAs is the smallest share: the window's own reservation
+	// and one mapped page at its edge.
+	MinWindowVMAs = 2
+	// MaxWindowVMAs bounds max_window_vmas: about twice the most a window
+	// can ever need (every other page mapped: 131 073).
+	MaxWindowVMAs = 1 << 18
+)
+
 func (g GnttabConfig) maxFrames() uint32 {
 	if g.MaxFrames == 0 {
 		return DefaultGrantFrames
 	}
 	return g.MaxFrames
+}
+
+func (g GnttabConfig) windowVMAs() uint32 {
+	if g.MaxWindowVMAs == 0 {
+		return DefaultWindowVMAs
+	}
+	return g.MaxWindowVMAs
 }
 
 // Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
@@ -89,6 +119,10 @@ type Domain struct {
 	firstLineOnce sync.Once
 	stats         stats
 
+	// reserved is what the domain took from the VMM's Budget (zero until
+	// it did); release gives it back.
+	reserved usage
+
 	destroyOnce sync.Once
 
 	// releaseMu guards released. Interrupt injection holds it for reading
@@ -101,12 +135,21 @@ type Domain struct {
 // stats are per-domain counters, updated atomically from vCPU goroutines.
 type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
+	virqs                                                atomic.Uint64
 }
 
 // Stats is a snapshot of a domain's counters.
 type Stats struct {
 	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
+	// VIRQs counts VIRQs the domain's local APIC accepted (several may
+	// merge into one delivery to the guest).
+	VIRQs uint64
 }
+
+// Exits is the number of transitions the guest made into the VMM: port
+// I/O (hypercalls, console, exit) and MMIO exits. Kicks and other exits
+// the VMM caused itself are not counted.
+func (s Stats) Exits() uint64 { return s.PIOExits + s.MMIOExits }
 
 // ID is the domain id (1, 2, … in creation order).
 func (d *Domain) ID() uint16 { return d.id }
@@ -125,7 +168,7 @@ func (d *Domain) Stats() Stats {
 	return Stats{
 		PIOExits: d.stats.pioExits.Load(), MMIOExits: d.stats.mmioExits.Load(),
 		UnknownPorts: d.stats.unknownPorts.Load(), Hypercalls: d.stats.hypercalls.Load(),
-		Kicks: d.stats.kicks.Load(),
+		Kicks: d.stats.kicks.Load(), VIRQs: d.stats.virqs.Load(),
 	}
 }
 
@@ -151,6 +194,12 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 	if cfg.Memory < KernelBase+stacks+PageSize {
 		return nil, fmt.Errorf("domain %q: memory %d bytes is too small for %d vCPU stacks", cfg.Name, cfg.Memory, cfg.VCPUs)
 	}
+	if w := cfg.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
+		return nil, fmt.Errorf("%w: domain %q: gnttab max_window_vmas = %d, want %d..%d", ErrBadConfig, cfg.Name, w, MinWindowVMAs, MaxWindowVMAs)
+	}
+	if err := checkLabel(cfg.Label); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
 	params, err := encodeParams(cfg.Params)
 	if err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
@@ -167,6 +216,13 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 			d.release()
 		}
 	}()
+	// Everything below costs the process kernel objects: reserve them all
+	// before making any.
+	u := domainUsage(cfg)
+	if err := v.budget.take(cfg.Name, u, cfg.Gnttab.windowVMAs()); err != nil {
+		return nil, err
+	}
+	d.reserved = u
 	if d.ram, err = NewRAM(cfg.Name, cfg.region()); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
@@ -208,7 +264,7 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 		}
-		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
 		vc.hc.VCPUContext = &vc.ctx
 		d.vcpus = append(d.vcpus, vc)
 		if err := d.initVCPU(cpu, i, cpuid); err != nil {
@@ -246,7 +302,7 @@ func (d *Domain) setupGrantMemory() error {
 	if err := d.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, d.gtab.Size(), ramAddr(d.gtab)); err != nil {
 		return err
 	}
-	if d.window, err = newGrantWindow(); err != nil {
+	if d.window, err = newGrantWindow(int(d.cfg.Gnttab.windowVMAs())); err != nil {
 		return err
 	}
 	if err := d.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, d.window.base); err != nil {
@@ -381,7 +437,13 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 	if d.released {
 		return false, nil
 	}
-	return d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	delivered, err = d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
+	if delivered {
+		// A hypercall blocked on that vCPU returns, so the guest can
+		// take the interrupt.
+		d.vcpus[cpu].interrupt()
+	}
+	return delivered, err
 }
 
 // TSCKHz is the guest TSC frequency in kHz, for converting guest-measured
@@ -389,7 +451,13 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 func (d *Domain) TSCKHz() (uint64, error) { return d.vcpus[0].ctx.cpu.TSCKHz() }
 
 // InjectVIRQ raises the domain's VIRQ on vCPU 0.
-func (d *Domain) InjectVIRQ() (bool, error) { return d.InjectInterrupt(0, VIRQVector) }
+func (d *Domain) InjectVIRQ() (bool, error) {
+	delivered, err := d.InjectInterrupt(0, VIRQVector)
+	if delivered {
+		d.stats.virqs.Add(1)
+	}
+	return delivered, err
+}
 
 func (d *Domain) emitLine(line string) {
 	d.firstLineOnce.Do(func() { close(d.firstLine) })
@@ -431,6 +499,22 @@ func (d *Domain) release() error {
 		if err := d.window.close(); err != nil {
 			errs = append(errs, err)
 		}
+		d.vmm.budget.give(d.reserved)
+		d.reserved = usage{}
 	})
 	return errors.Join(errs...)
+}
+
+// checkLabel accepts a label of printable ASCII, at most argo.MaxLabelLen
+// bytes: it is shown to other guests, so no control characters.
+func checkLabel(l string) error {
+	if len(l) > argo.MaxLabelLen {
+		return fmt.Errorf("label is %d bytes, at most %d", len(l), argo.MaxLabelLen)
+	}
+	for i := 0; i < len(l); i++ {
+		if l[i] < 0x20 || l[i] > 0x7E {
+			return fmt.Errorf("label may hold only printable ASCII (byte %d is %#x)", i, l[i])
+		}
+	}
+	return nil
 }

@@ -12,7 +12,7 @@ func (v *VMM) GrantTables() *gnttab.GrantTables { return v.gnttab }
 // gnttabHypercall serves hypercall 20: grant_table_op(cmd, uop, count).
 func (v *VMM) gnttabHypercall(h *Hypercall) int64 {
 	a := &h.Args
-	return v.gnttab.Op(caller[gnttab.DomainID]{h}, a[0], a[1], a[2])
+	return v.gnttab.Op(caller{h}, a[0], a[1], a[2])
 }
 
 // grantWindows implements gnttab.Window over the domains' grant windows.
@@ -83,3 +83,6 @@ func (d *Domain) GnttabStats() gnttab.Stats {
 	s, _ := d.vmm.gnttab.Stats(gnttab.DomainID(d.id))
 	return s
 }
+
+// GrantWindowStats returns the domain's grant-window budget counters.
+func (d *Domain) GrantWindowStats() WindowStats { return d.window.stats() }

@@ -24,16 +24,32 @@ func (v *VMM) memopHypercall(h *Hypercall) int64 {
 	d := h.Domain
 	op := a[0] & 63
 	if !d.cfg.ReportMemory || (op != memop.OpIncreaseReservation && op != memop.OpDecreaseReservation && op != memop.OpPopulatePhysmap) {
-		return v.memop.Op(caller[memop.DomainID]{h}, a[0], a[1])
+		return v.memop.Op(caller{h}, a[0], a[1])
 	}
 	before := d.memorySample()
-	ret := v.memop.Op(caller[memop.DomainID]{h}, a[0], a[1])
+	ret := v.memop.Op(caller{h}, a[0], a[1])
 	after := d.memorySample()
 	name := map[uint64]string{memop.OpIncreaseReservation: "increase_reservation",
 		memop.OpDecreaseReservation: "decrease_reservation", memop.OpPopulatePhysmap: "populate_physmap"}[op]
 	v.console(d, fmt.Sprintf("argovisor: memory_op %s = %d; reservation %d -> %d pages; RAM in host memory %d -> %d KiB; VMM RSS %d -> %d KiB",
 		name, ret, before.pages, after.pages, before.backingKiB, after.backingKiB, before.rssKiB, after.rssKiB))
 	return ret
+}
+
+// openStatm opens /proc/self/statm once, for memory reports: after setup
+// the process sandbox lets the VMM read open files but not open any.
+func (v *VMM) openStatm() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.statm != nil {
+		return nil
+	}
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return fmt.Errorf("report_memory: %w", err)
+	}
+	v.statm = f
+	return nil
 }
 
 // memorySample is what a memory report shows.
@@ -43,16 +59,23 @@ type memorySample struct {
 
 func (d *Domain) memorySample() memorySample {
 	s := d.MemoryStats()
-	return memorySample{pages: s.Current, backingKiB: s.Backing >> 10, rssKiB: processRSSKiB()}
+	return memorySample{pages: s.Current, backingKiB: s.Backing >> 10, rssKiB: d.vmm.processRSSKiB()}
 }
 
 // processRSSKiB is the VMM process's resident set (0 if unknown).
-func processRSSKiB() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
+func (v *VMM) processRSSKiB() uint64 {
+	v.mu.RLock()
+	statm := v.statm
+	v.mu.RUnlock()
+	if statm == nil {
 		return 0
 	}
-	f := strings.Fields(string(b))
+	var b [128]byte
+	n, err := statm.ReadAt(b[:], 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[:n]))
 	if len(f) < 2 {
 		return 0
 	}

@@ -43,7 +43,7 @@ func bareDomain(t *testing.T, v *VMM, id uint16, size, populated uint64) *Domain
 	if err := d.ram.mapGuest(populated); err != nil {
 		t.Fatal(err)
 	}
-	if d.window, err = newGrantWindow(); err != nil {
+	if d.window, err = newGrantWindow(int(d.cfg.Gnttab.windowVMAs())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.window.close() })

@@ -67,6 +67,19 @@ type vcpu struct {
 	mu sync.Mutex
 	// tid is the OS thread running KVM_RUN, 0 when it is not running.
 	tid int
+
+	// intr holds one token when the vCPU was kicked or sent an interrupt
+	// since its loop last looked: a hypercall blocked in the VMM (Argo's
+	// wait) returns for it (block.go).
+	intr chan struct{}
+}
+
+// interrupt makes a hypercall blocked on this vCPU return.
+func (v *vcpu) interrupt() {
+	select {
+	case v.intr <- struct{}{}:
+	default:
+	}
 }
 
 // kick forces the vCPU out of KVM_RUN: immediate_exit covers the window
@@ -74,6 +87,7 @@ type vcpu struct {
 // (including one halted in the in-kernel HLT). SIGURG is ignored by the Go
 // runtime when unexpected.
 func (v *vcpu) kick() {
+	v.interrupt()
 	v.ctx.cpu.SetImmediateExit(true)
 	v.mu.Lock()
 	if v.tid != 0 {
@@ -101,7 +115,16 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 	}()
 	rd := cpu.RunData()
 	rd.ValidRegs = kvm.SyncGPRs | kvm.SyncSregs
-	for !d.stopping.Load() {
+	for {
+		// A token left from before this point has done its work: the
+		// flags it stands for are checked next.
+		select {
+		case <-v.intr:
+		default:
+		}
+		if d.stopping.Load() {
+			break
+		}
 		exit, err := cpu.Run()
 		if err != nil {
 			if errors.Is(err, kvm.ErrInterrupted) {

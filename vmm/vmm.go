@@ -22,6 +22,10 @@ type Options struct {
 	Console func(d *Domain, line string)
 	// TraceHypercalls, if set, receives one line per hypercall.
 	TraceHypercalls io.Writer
+	// Budget divides the process's limits among the domains
+	// (docs/limits.md). Default: a new one over ReadHostLimits. VMMs
+	// sharing a process should share one.
+	Budget *Budget
 }
 
 // VMM runs many domains in one process.
@@ -31,12 +35,13 @@ type VMM struct {
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
 	memop  *memop.Memop
+	budget *Budget
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
 
-	// mu guards domains, byID, nextID and onStop. It is taken for reading
+	// mu guards domains, byID, nextID, onStop and statm. It is taken for reading
 	// on every VIRQ and grant-window lookup by id. Lock order: before
 	// Domain.resultMu.
 	mu      sync.RWMutex
@@ -44,6 +49,7 @@ type VMM struct {
 	byID    map[uint16]*Domain
 	nextID  uint16
 	onStop  []func(*Domain)
+	statm   *os.File // /proc/self/statm, opened for the first report_memory domain
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
@@ -59,7 +65,16 @@ func New(opts Options) (*VMM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VMM{sys: sys, opts: opts, nextID: 1, byID: map[uint16]*Domain{}}
+	budget := opts.Budget
+	if budget == nil {
+		h, err := ReadHostLimits(HostSources{})
+		if err != nil {
+			sys.Close()
+			return nil, err
+		}
+		budget = NewBudget(h)
+	}
+	v := &VMM{sys: sys, opts: opts, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
 	v.memop = memop.New(ramBacking{v.domainRAM}, v.framesInUse)
@@ -70,6 +85,9 @@ func New(opts Options) (*VMM, error) {
 	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
 }
+
+// Budget is the resource budget the VMM's domains are reserved from.
+func (v *VMM) Budget() *Budget { return v.budget }
 
 // SetHypercall installs the handler for hypercall nr. It must be called
 // before any domain is started.
@@ -106,6 +124,11 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	id := v.nextID
 	v.nextID++
 	v.mu.Unlock()
+	if cfg.ReportMemory {
+		if err := v.openStatm(); err != nil {
+			return nil, err
+		}
+	}
 
 	d, err := v.newDomain(id, cfg)
 	if err != nil {
@@ -116,7 +139,9 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 		return nil, err
 	}
 	d.phys = physMem{ram: d.ram, p2m: d.p2m}
-	if err := v.argo.AddDomain(argo.DomainID(id), d.phys, cfg.Argo.argo()); err != nil {
+	pol := cfg.Argo.argo()
+	pol.Name, pol.Label = cfg.Name, cfg.Label
+	if err := v.argo.AddDomain(argo.DomainID(id), d.phys, pol); err != nil {
 		d.release()
 		return nil, err
 	}
@@ -184,7 +209,12 @@ func (v *VMM) Close() error {
 	v.mu.Lock()
 	v.domains = nil
 	clear(v.byID)
+	statm := v.statm
+	v.statm = nil
 	v.mu.Unlock()
+	if statm != nil {
+		statm.Close()
+	}
 	if err := v.sys.Close(); err != nil {
 		errs = append(errs, err)
 	}

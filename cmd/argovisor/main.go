@@ -15,6 +15,7 @@ import (
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/sandbox"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -31,7 +32,7 @@ const (
 const usage = `argovisor — a KVM micro-hypervisor for small guest kernels
 
 Usage:
-  argovisor run [--timeout DUR] [--trace-hypercalls] CONFIG.toml
+  argovisor run [--timeout DUR] [--trace-hypercalls] [--seccomp on|log|off] [--user UID:GID] CONFIG.toml
   argovisor bench [--runs N] [--only PREFIX,...] [--guests DIR] [--out FILE.json] [--svg FILE.svg]
   argovisor version
   argovisor help
@@ -39,14 +40,18 @@ Usage:
 run boots every domain of CONFIG.toml, prints each console line as
 "[name] line" and one summary line per domain when all have ended.
 Relative kernel paths in the config are resolved against the config
-file's directory.
+file's directory. Once the domains are created, and before they start,
+the process is confined: core dumps off, no_new_privs, with --user (as
+root) privileges dropped to UID:GID, and a seccomp allowlist whose
+violation kills the process (--seccomp=log only logs, off installs none).
 
 Environment:
   ARGOVISOR_KVM_DEVICE  KVM device to use instead of /dev/kvm
 
 Exit status: 0 if every domain exited with status 0; 1 if any exited
 non-zero, crashed or timed out; 2 for bad usage, a bad config, an
-unusable kernel file, or no usable /dev/kvm.
+unusable kernel file, no usable /dev/kvm, or a sandbox that could not be
+applied. A process the seccomp filter kills dies by SIGSYS.
 
 bench measures VM exits, interrupts, memcpy, Argo, a host-socket peer
 and boot in one run (each figure the median of N >= 5 runs, with its ratio
@@ -58,6 +63,7 @@ Examples:
   argovisor bench --only argo.pingpong
   argovisor run --timeout 10s examples/hello.toml
   argovisor run --trace-hypercalls examples/hello.toml
+  sudo argovisor run --user 65534:65534 examples/hello.toml
 `
 
 func main() {
@@ -91,6 +97,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	timeout := fs.Duration("timeout", 0, "stop every domain still running after `DUR` (0: no limit)")
 	trace := fs.Bool("trace-hypercalls", false, "print every hypercall with its arguments and result to stderr")
+	sbFlags := addSandboxFlags(fs)
 	// Accept flags before and after the config path.
 	var pos []string
 	for {
@@ -114,8 +121,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "argovisor run: --timeout must not be negative")
 		return exitUsage
 	}
+	sb := sbFlags.config()
+	if err := sb.Check(); err != nil {
+		fmt.Fprintf(stderr, "argovisor run: %v\n", err)
+		return exitUsage
+	}
 	cfg, err := vmm.LoadConfig(pos[0])
 	if err != nil {
+		fmt.Fprintf(stderr, "argovisor: %v\n", err)
+		return exitUsage
+	}
+	sb.MaxFiles = vmm.DescriptorBudget(cfg.Domains)
+	if _, err := sandbox.EnsureFileLimit(sb.MaxFiles); err != nil {
 		fmt.Fprintf(stderr, "argovisor: %v\n", err)
 		return exitUsage
 	}
@@ -135,12 +152,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		d, err := v.CreateDomain(dc)
 		if err != nil {
 			fmt.Fprintf(stderr, "argovisor: %v\n", err)
-			if errors.Is(err, vmm.ErrBadKernel) {
+			if errors.Is(err, vmm.ErrBadKernel) || errors.Is(err, vmm.ErrBadConfig) {
 				return exitUsage
 			}
 			return exitFailure
 		}
 		domains = append(domains, d)
+	}
+	// Set up: confine the process before any guest code runs.
+	if err := sandbox.Lockdown(sb); err != nil {
+		fmt.Fprintf(stderr, "argovisor: %v\n", err)
+		return exitUsage
+	}
+	if sb.Seccomp == sandbox.SeccompLog {
+		fmt.Fprintln(stderr, "argovisor: --seccomp=log: system calls off the allowlist are allowed and logged by the kernel (dmesg, audit log)")
 	}
 	for _, d := range domains {
 		if err := d.Start(); err != nil {
@@ -186,8 +211,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, r.Fault.RegisterDump())
 		}
 		if st := d.GnttabStats(); st != (gnttab.Stats{}) {
-			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d\n",
-				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors)
+			ws := d.GrantWindowStats()
+			fmt.Fprintf(stdout, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%d window-vmas=%d/%d no-device-space=%d\n",
+				d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, st.Errors, ws.Peak, ws.Limit, ws.Refused)
 		}
 		if st := d.MemoryStats(); st.Decreased+st.Populated+st.Increased+st.TransfersOut+st.TransfersIn != 0 {
 			fmt.Fprintf(stdout, "argovisor: %s memory: reservation=%d/%d pages decreased=%d populated=%d increased=%d transfers-out=%d transfers-in=%d ram-in-host-memory=%d KiB errors=%d\n",

@@ -13,10 +13,13 @@
  * enabled. This is for speed, not protection (every page stays writable
  * from CPL 3): on the nested KVM argovisor targets (PVM), CPL-0 code is
  * emulated an instruction at a time while CPL-3 code runs natively.
- * RDTSC, CPUID, PAUSE and the local APIC's MMIO page work at CPL 3. IN,
- * OUT, CLI, STI, HLT, LIDT, MOV to CRn, RDMSR/WRMSR and INT n (except INT3
- * and the firmware gate) fault: use guest_outb / guest_inb / guest_outl /
+ * RDTSC, PAUSE and the local APIC's MMIO page work at CPL 3. IN, OUT, CLI,
+ * STI, HLT, LIDT, MOV to CRn, RDMSR/WRMSR and INT n (except INT3 and the
+ * firmware gate) fault: use guest_outb / guest_inb / guest_outl /
  * guest_inl, guest_hypercall and guest_wait_for_interrupt instead.
+ * A raw CPUID at CPL 3 is host-dependent: it reaches the VMM's table only
+ * on hosts with CPUID faulting (Intel); elsewhere (AMD hosts) the outer
+ * hypervisor answers it. Use guest_cpuid(), which runs it at CPL 0.
  * Interrupts never run guest code asynchronously (see
  * guest_set_virq_handler), so there is no need to disable them.
  *
@@ -75,7 +78,10 @@
 #define GUEST_GATE_OUTSB      6     /* rep outsb: RSI = bytes, RCX = count, DX = port */
 #define GUEST_GATE_HYPERCALL  7     /* outl %eax, $GUEST_HYPERCALL_PORT (see guest_hypercall) */
 #define GUEST_GATE_WAIT       8     /* halt unless this vCPU's wake count != EAX (firmware use) */
-#define GUEST_GATE_NOPS       9
+#define GUEST_GATE_CPUID      9     /* cpuid: EAX = leaf, ECX = subleaf (see guest_cpuid) */
+#define GUEST_GATE_READ_CR3   10    /* mov %cr3, %rax */
+#define GUEST_GATE_LOAD_CR3   11    /* mov %rax, %cr3 */
+#define GUEST_GATE_NOPS       12
 
 #ifndef __ASSEMBLER__
 
@@ -241,6 +247,43 @@ static inline uint32_t guest_inl(uint16_t port)
                      : [vec] "i"(GUEST_GATE_VECTOR), "d"(port)
                      : "memory");
     return v;
+}
+
+/*
+ * CPUID as the VMM configured it: the instruction runs in the firmware gate
+ * at CPL 0, where it always traps to KVM. r[] receives EAX, EBX, ECX, EDX.
+ * One trip through CPL 0 (a few emulated instructions), no VMM exit.
+ */
+static inline void guest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_CPUID;
+    uint32_t a = leaf, b, c = subleaf, d;
+    __asm__ volatile("int %[vec]"
+                     : "+a"(a), "=b"(b), "+c"(c), "=d"(d), "+r"(op)
+                     : [vec] "i"(GUEST_GATE_VECTOR)
+                     : "memory");
+    r[0] = a;
+    r[1] = b;
+    r[2] = c;
+    r[3] = d;
+}
+
+/* The calling vCPU's CR3 (its address-space root). */
+static inline uint64_t guest_read_cr3(void)
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_READ_CR3;
+    uint64_t v;
+    __asm__ volatile("int %[vec]" : "=a"(v), "+r"(op) : [vec] "i"(GUEST_GATE_VECTOR) : "memory");
+    return v;
+}
+
+/* Switch the calling vCPU to the page tables at cr3. They must map
+ * everything the firmware and the program use (the VMM's identity map of
+ * 0-4 GiB, as the tables at 0x4000 do). */
+static inline void guest_load_cr3(uint64_t cr3)
+{
+    register unsigned long op __asm__("r11") = GUEST_GATE_LOAD_CR3;
+    __asm__ volatile("int %[vec]" : "+r"(op) : [vec] "i"(GUEST_GATE_VECTOR), "a"(cr3) : "memory");
 }
 
 static inline void guest_cpu_relax(void)

@@ -434,10 +434,14 @@ static int mode_revoke(int mixed, int granter_alive)
     if (gmsg_send(peer, M_MAPPED, &offer) != 0)
         return check("protocol", 0, "MAPPED failed"), finish();
     guest_printf("grantee: revoke: mapped %u page(s) of domain %u, waiting\n", n, peer);
+    /* The VMM revokes first and signals after, so query_revoked may
+     * report the handles before the VIRQ arrives, and an arrived VIRQ
+     * reaches on_virq only inside guest_wait_for_interrupt. Wait for both
+     * events: the VIRQ must come, and the handles must be reported. */
     for (;;) {
         q = (struct gnttab_query_revoked){ .nr = MAX_PAGES, .handles = (uint64_t)(uintptr_t)got };
         r = gnttab_query_revoked(&q);
-        if (r != 0 || q.nr > 0)
+        if (r != 0 || (q.nr > 0 && virqs > virqs_before))
             break;
         guest_wait_for_interrupt();
     }

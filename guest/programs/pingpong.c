@@ -30,6 +30,15 @@
  *                      -ECONNREFUSED (its ring does not exist yet) are
  *                      retried at startup, with a short spin in between
  *                      (default 200000 in all)
+ *   proto=xen|fast|wait  the Argo protocol (default xen: Xen's four ops
+ *                      only, notify after every message). fast: an
+ *                      extended-header ring (argovisor), the VIRQ armed
+ *                      with an event index and re-checked before halting
+ *                      (or no VIRQ with poll=1), notify only when the VMM
+ *                      says a sender waits for space. wait: polling rings,
+ *                      every message sent with argo_send_wait, which waits
+ *                      in the VMM for the reply: one hypercall per message
+ *                      and no VIRQ.
  */
 #include <argo.h>
 #include <guest.h>
@@ -53,6 +62,10 @@ static struct argo_ring *ring;
 static volatile uint64_t virqs;
 static long refused_left;
 static int connected; /* the peer's ring has accepted a message */
+
+enum { PROTO_XEN, PROTO_FAST, PROTO_WAIT };
+static int proto = PROTO_XEN;
+static const char *const proto_names[] = { "xen", "fast", "wait" };
 
 /* canary state */
 static int canary;
@@ -231,8 +244,11 @@ static long make_ring(void)
     for (uint32_t i = 0; i < ring_npages; i++)
         gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
     struct argo_register_ring reg = { .aport = port, .partner_id = peer, .len = ringlen };
+    uint32_t flags = proto == PROTO_XEN ? 0 : ARGO_REGISTER_FLAG_EXT_HEADER;
+    if (proto == PROTO_WAIT || (proto == PROTO_FAST && polling))
+        argo_ring_set_polling(ring); /* before registering: no VIRQ ever */
     for (;;) {
-        long r = argo_register_ring(&reg, gfns, ring_npages, 0);
+        long r = argo_register_ring(&reg, gfns, ring_npages, flags);
         if ((r != -ESRCH && r != -ECONNREFUSED) || refused_left <= 0)
             return r;
         refused_left--;
@@ -240,14 +256,35 @@ static long make_ring(void)
     }
 }
 
+/* proto=wait: blocks in the VMM until our ring has a message. An
+ * interrupt (-EINTR) is taken and the wait resumed. */
+static long wait_data(void)
+{
+    struct argo_addr mine = { .aport = port, .domain_id = peer };
+    for (;;) {
+        long r = argo_wait(&mine, 1, ARGO_WAIT_FOREVER);
+        if (r >= 0)
+            return 0;
+        if (r != -EINTR)
+            return r;
+        guest_poll_virq();
+    }
+}
+
 /* Takes the next message out of the ring, waiting for one. Calls notify
- * after each message taken so a sender waiting for space gets its VIRQ. */
+ * after each message taken so a sender waiting for space gets its VIRQ
+ * (proto=fast: only when the VMM says one waits; proto=wait: never, the
+ * next wait does it). */
 static long recv_one(uint8_t *buf, uint32_t buflen, struct argo_addr *src, uint32_t *type)
 {
     for (;;) {
         long r = argo_ring_recv(ring, ringlen, buf, buflen, src, type);
         if (r >= 0) {
-            long n = argo_notify(NULL);
+            long n = 0;
+            if (proto == PROTO_XEN)
+                n = argo_notify(NULL);
+            else if (proto == PROTO_FAST)
+                n = argo_notify_if_needed(ring, ringlen);
             if (n < 0) {
                 guest_printf("pingpong: notify failed: %ld\n", n);
                 return n;
@@ -256,7 +293,59 @@ static long recv_one(uint8_t *buf, uint32_t buflen, struct argo_addr *src, uint3
         }
         if (r != -EAGAIN)
             return r;
+        if (proto == PROTO_WAIT) {
+            long w = wait_data();
+            if (w < 0)
+                return w;
+            continue;
+        }
+        /* Arm the event index and look again before halting; a message
+         * that arrived meanwhile is taken without sleeping. */
+        if (proto == PROTO_FAST && !polling && argo_ring_arm(ring, ringlen, 0))
+            continue;
         idle();
+    }
+}
+
+/* proto=wait: sends one message to the peer and waits in the VMM until
+ * our ring has a message (the reply), with one hypercall. Send failures
+ * are handled as send_to_peer does. Returns the payload length sent. */
+static long send_wait_peer(const void *buf, uint32_t len, uint32_t type)
+{
+    struct argo_iov iov = { .iov_hnd = (uint64_t)(uintptr_t)buf, .iov_len = len };
+    struct argo_send_ent ent = {
+        .addr = { .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
+                  .dst = { .aport = port, .domain_id = peer } },
+        .iov_hnd = (uint64_t)(uintptr_t)&iov,
+        .niov = 1,
+        .message_type = type,
+    };
+    struct argo_addr mine = { .aport = port, .domain_id = peer };
+    for (;;) {
+        long r = argo_send_wait(&ent, &mine, 1, ARGO_WAIT_FOREVER);
+        if (ent.result == -ECANCELED)
+            return r; /* the call failed its checks before sending */
+        if (ent.result == -EAGAIN) {
+            guest_wait_for_interrupt(); /* the space VIRQ */
+            continue;
+        }
+        if (ent.result == -ECONNREFUSED && !connected && refused_left > 0) {
+            refused_left--;
+            spin(2000);
+            continue;
+        }
+        if (ent.result < 0)
+            return ent.result;
+        connected = 1;
+        if (r < 0 && r != -EINTR)
+            return r;
+        if (r == -EINTR) {
+            guest_poll_virq();
+            long w = wait_data();
+            if (w < 0)
+                return w;
+        }
+        return ent.result;
     }
 }
 
@@ -278,7 +367,8 @@ static int run_ping(uint64_t count, uint32_t size, uint8_t *out, uint8_t *in, ui
     for (uint64_t i = 0; i < count; i++) {
         uint32_t seq = (uint32_t)i;
         build(out, seq, size);
-        long r = send_to_peer(out, size, TYPE_PING);
+        long r = proto == PROTO_WAIT ? send_wait_peer(out, size, TYPE_PING)
+                                     : send_to_peer(out, size, TYPE_PING);
         if (r != (long)size) {
             guest_printf("pingpong: send %lu failed: %ld\n", (unsigned long)i, r);
             return 1;
@@ -342,7 +432,12 @@ static int run_pong(uint64_t count, uint32_t size, uint8_t *in, uint64_t every)
                          bad ? bad : "wrong sequence number", got, r);
             return 1;
         }
-        r = send_to_peer(in, size, TYPE_PONG);
+        /* proto=wait: the echo and the wait for the next message are one
+         * hypercall, except after the last message. */
+        if (proto == PROTO_WAIT && i + 1 < count)
+            r = send_wait_peer(in, size, TYPE_PONG);
+        else
+            r = send_to_peer(in, size, TYPE_PONG);
         if (r != (long)size) {
             guest_printf("pingpong: echo %lu failed: %ld\n", (unsigned long)i, r);
             return 1;
@@ -375,6 +470,15 @@ int guest_main(void)
             guest_printf("pingpong: extra ring on port %u: %s\n", extra, guest_errno_name(err));
     }
     polling = guest_param_u64("poll", 0) != 0;
+    const char *pr = guest_param("proto");
+    if (pr && guest_strcmp(pr, "fast") == 0)
+        proto = PROTO_FAST;
+    else if (pr && guest_strcmp(pr, "wait") == 0)
+        proto = PROTO_WAIT;
+    else if (pr && guest_strcmp(pr, "xen") != 0) {
+        guest_printf("pingpong: param proto must be xen, fast or wait, not %s\n", pr);
+        return 1;
+    }
     canary = guest_param_u64("canary", 0) != 0;
     refused_left = (long)guest_param_u64("retries", 200000);
 
@@ -408,9 +512,10 @@ int guest_main(void)
         guest_printf("pingpong: ring registration failed: %ld\n", r);
         return 1;
     }
-    guest_printf("pingpong: %s, domain %u <-> %u, %lu x %u bytes, ring %u%s%s\n", role,
+    guest_printf("pingpong: %s, domain %u <-> %u, %lu x %u bytes, ring %u%s%s%s%s\n", role,
                  guest_domid(), peer, (unsigned long)count, size, ringlen,
-                 polling ? ", polling" : "", canary ? ", canaries" : "");
+                 polling ? ", polling" : "", canary ? ", canaries" : "",
+                 proto == PROTO_XEN ? "" : ", proto ", proto == PROTO_XEN ? "" : proto_names[proto]);
     if (role[1] == 'i')
         return run_ping(count, size, out, in, every);
     return run_pong(count, size, in, every);

@@ -32,6 +32,33 @@
  *                          receiver has no ring yet; receiver: -ESRCH
  *                          retries while the sender does not exist yet
  *                          (default 200000 each)
+ *   proto=xen|fast         the Argo protocol (default xen: Xen's four ops
+ *                          only). fast (argovisor): the sender sends up to
+ *                          `batch` messages per hypercall with
+ *                          argo_sendv_batch; the receiver's ring has the
+ *                          extended header, it asks for the VIRQ with an
+ *                          event index (argo_ring_arm, re-checked before
+ *                          halting) and notifies only when the VMM says a
+ *                          sender waits for space
+ *   batch=<n>              fast sender: messages per call, 1..64 (default
+ *                          32; fewer for large messages)
+ *   window=<n>             fast receiver: ask for the VIRQ only when n+1
+ *                          messages wait (default 0), clamped to what the
+ *                          ring holds and what is still to come
+ *   random=1               fast: the lost-wake-up hunt. The sender picks a
+ *                          random batch size per call (sometimes a plain
+ *                          sendv); before every sleep the receiver picks a
+ *                          random window, or polls for a while, or asks
+ *                          for a VIRQ per message as Xen does
+ *   seed=<n>               random's seed (default: the domain id)
+ *   hostile=1              fast receiver: scribble random values over its
+ *                          own header's rx_flags, rx_event, tx_wanted and
+ *                          reserved bytes before every receive; it then
+ *                          never sleeps and notifies after every drain
+ *
+ * Before its loop the sender prints "stream: sending ..." and the receiver
+ * "stream: receiving ..." (the benchmarks count exits between these lines
+ * and the results).
  */
 #include <argo.h>
 #include <guest.h>
@@ -55,6 +82,39 @@ static uint8_t content(uint32_t seq, uint32_t i)
  * only the 8-byte sequence header is written and checked, so throughput
  * benchmarks measure the transport rather than this program's loops. */
 static int verify = 1;
+
+enum { PROTO_XEN, PROTO_FAST };
+static int proto = PROTO_XEN;
+static int randomize;
+static uint64_t rng_state;
+
+/* xorshift64: the random choices of random=1 and hostile=1. */
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static void spin(unsigned n)
+{
+    for (unsigned k = 0; k < n; k++)
+        guest_cpu_relax();
+}
+
+/* The uneven iov split of a message of size bytes into niov pieces: each
+ * but the last gets 1..(what the later ones can spare) bytes. */
+static void split(uint32_t *lens, uint32_t niov, uint32_t size)
+{
+    uint32_t off = 0;
+    for (uint32_t k = 0; k < niov; k++) {
+        uint32_t left = size - off, spare = left - (niov - k - 1);
+        lens[k] = k + 1 == niov ? left : 1 + (k * 37 + size / 3) % spare;
+        off += lens[k];
+    }
+}
 
 static void fill(uint8_t *buf, uint32_t seq, uint32_t size)
 {
@@ -100,6 +160,7 @@ static int sender(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
         guest_puts("stream: out of memory");
         return 1;
     }
+    guest_printf("stream: sending %lu msgs of %u bytes\n", (unsigned long)count, size);
     uint64_t t0 = guest_rdtsc();
     for (uint64_t i = 0; i < count;) {
         fill(buf, (uint32_t)i, size);
@@ -169,6 +230,7 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
         guest_printf("stream: ring registration failed: %ld\n", err);
         return 1;
     }
+    guest_printf("stream: receiving %lu msgs of %u bytes\n", (unsigned long)count, size);
     while (got < count) {
         uint64_t taken = 0;
         for (;;) {
@@ -222,6 +284,253 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
     return 0;
 }
 
+/* ---- proto=fast ----------------------------------------------------------- */
+
+/* Checks one received message (the Xen receiver does the same inline).
+ * Returns 0 if it is message `got`, else prints why and returns 1. */
+static int check_msg(const uint8_t *buf, long r, uint16_t peer, uint32_t type, const struct argo_addr *src,
+                     uint64_t got, uint32_t size)
+{
+    if (src->domain_id != peer || type != TYPE_DATA || r != (long)size) {
+        guest_printf("stream: message %lu: from %u type 0x%x len %ld\n", (unsigned long)got,
+                     src->domain_id, type, r);
+        return 1;
+    }
+    uint32_t seq = *(const uint32_t *)buf;
+    if (seq != (uint32_t)got || *(const uint32_t *)(buf + 4) != ~seq) {
+        guest_printf("stream: message %lu has sequence number %u: out of order or lost\n",
+                     (unsigned long)got, seq);
+        return 1;
+    }
+    for (uint32_t i = 8; verify && i < size; i++) {
+        if (buf[i] != content(seq, i)) {
+            guest_printf("stream: message %u byte %u is 0x%x, want 0x%x\n", seq, i, buf[i],
+                         content(seq, i));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The batched sender: up to `batch` messages per argo_sendv_batch, each
+ * from its own buffer. A batch stops at its first failed entry; -EAGAIN
+ * there means the VMM queued a space request, and its VIRQ cannot be
+ * missed by the halt that follows (guest_wait_for_interrupt). */
+static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t size)
+{
+    long refused_left = (long)guest_param_u64("retries", 200000);
+    uint64_t min_eagain = guest_param_u64("min_eagain", 0);
+    uint32_t niov = (uint32_t)guest_param_u64("niov", 1);
+    uint32_t kmax = (uint32_t)guest_param_u64("batch", 32);
+    uint64_t eagain = 0, refused = 0, calls = 0;
+    int connected = 0;
+
+    if (niov < 1 || niov > ARGO_MAXIOV || niov > size) {
+        guest_printf("stream: niov %u must be 1..%u and at most size\n", niov, ARGO_MAXIOV);
+        return 1;
+    }
+    if (kmax < 1 || kmax > ARGO_MAX_BATCH) {
+        guest_printf("stream: batch %u must be 1..%u\n", kmax, ARGO_MAX_BATCH);
+        return 1;
+    }
+    uint32_t cap = (4u << 20) / size; /* at most 4 MiB of buffers */
+    if (kmax > cap)
+        kmax = cap ? cap : 1;
+    uint32_t lens[ARGO_MAXIOV];
+    split(lens, niov, size);
+    uint32_t bufpages = (size + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE;
+    uint8_t *bufs = guest_alloc_pages((size_t)bufpages * kmax);
+    struct argo_send_ent *ents = guest_alloc_pages(1);
+    struct argo_iov *iovs = guest_alloc_pages((kmax * niov * sizeof(struct argo_iov) + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
+    if (!bufs || !ents || !iovs) {
+        guest_puts("stream: out of memory");
+        return 1;
+    }
+    struct argo_send_addr addr = {
+        .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
+        .dst = { .aport = port, .domain_id = peer },
+    };
+    guest_printf("stream: sending %lu msgs of %u bytes, proto fast, batch %u\n", (unsigned long)count, size, kmax);
+    uint64_t t0 = guest_rdtsc();
+    for (uint64_t i = 0; i < count;) {
+        uint32_t k = randomize ? 1 + (uint32_t)(rnd() % kmax) : kmax;
+        if (k > count - i)
+            k = (uint32_t)(count - i);
+        for (uint32_t j = 0; j < k; j++) {
+            uint8_t *b = bufs + (uint64_t)j * bufpages * ARGO_PAGE_SIZE;
+            fill(b, (uint32_t)(i + j), size);
+            struct argo_iov *v = &iovs[j * niov];
+            uint64_t p = (uint64_t)(uintptr_t)b;
+            for (uint32_t q = 0; q < niov; q++) {
+                v[q] = (struct argo_iov){ .iov_hnd = p, .iov_len = lens[q] };
+                p += lens[q];
+            }
+            ents[j] = (struct argo_send_ent){ .addr = addr, .iov_hnd = (uint64_t)(uintptr_t)v, .niov = niov,
+                                              .message_type = TYPE_DATA };
+        }
+        long r;
+        if (randomize && k == 1 && rnd() % 2) {
+            /* A plain sendv now and then: both paths in one stream. */
+            r = argo_sendv(&addr, &iovs[0], niov, TYPE_DATA);
+            ents[0].result = r;
+            r = r == (long)size ? 1 : 0;
+        } else {
+            r = argo_sendv_batch(ents, k, 0);
+        }
+        calls++;
+        if (r < 0) {
+            guest_printf("stream: batch of %u at %lu failed: %ld\n", k, (unsigned long)i, r);
+            return 1;
+        }
+        i += (uint64_t)r;
+        if (r > 0)
+            connected = 1;
+        if ((uint32_t)r == k)
+            continue;
+        long e = ents[r].result;
+        if (e == -EAGAIN) {
+            eagain++;
+            guest_wait_for_interrupt();
+            continue;
+        }
+        if (e == -ECONNREFUSED && !connected && refused < (uint64_t)refused_left) {
+            refused++;
+            spin(2000);
+            continue;
+        }
+        guest_printf("stream: send %lu failed: %ld\n", (unsigned long)i, e);
+        return 1;
+    }
+    uint64_t cycles = guest_rdtsc() - t0;
+    guest_printf("stream: %lu msgs ok, eagain %lu\n", (unsigned long)count, (unsigned long)eagain);
+    guest_printf("stream: %lu virqs, %lu cycles/msg, %lu calls\n", (unsigned long)virqs,
+                 (unsigned long)(count ? cycles / count : 0), (unsigned long)calls);
+    if (eagain < min_eagain) {
+        guest_printf("stream: expected at least %lu EAGAINs\n", (unsigned long)min_eagain);
+        return 1;
+    }
+    return 0;
+}
+
+/* hostile=1: garbage over every receiver-writable header word and the
+ * VMM's tx_wanted (rx_ptr and tx_ptr are left alone: the reader needs
+ * them to make progress). */
+static void scribble(struct argo_ring *ring)
+{
+    __atomic_store_n(&ring->rx_flags, (uint32_t)rnd(), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&ring->rx_event, (uint32_t)rnd(), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&ring->tx_wanted, (uint32_t)rnd(), __ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i < sizeof(ring->reserved); i++)
+        ring->reserved[i] = (uint8_t)rnd();
+}
+
+/* The event-index receiver. After draining it notifies only if a sender
+ * waits and now fits (tx_wanted), picks a window, publishes it and looks
+ * at the ring again before halting (argo_ring_arm). */
+static int receiver_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t size, uint32_t ringlen)
+{
+    int hostile = guest_param_u64("hostile", 0) != 0;
+    int slow = guest_param_u64("slow", 0) != 0;
+    uint64_t spins = guest_param_u64("spin", 20000);
+    uint64_t window = guest_param_u64("window", 0);
+    uint8_t *buf = guest_alloc_pages((size + 64 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
+    long retries = (long)guest_param_u64("retries", 200000);
+    uint64_t got = 0, waits = 0;
+    uint32_t slot = ((size + 15u) & ~15u) + ARGO_MSG_HEADER_SIZE;
+    uint64_t cap = (ringlen - 1) / slot; /* messages the ring holds at once */
+    long err;
+    struct argo_ring *ring;
+
+    if (!buf) {
+        guest_puts("stream: out of memory");
+        return 1;
+    }
+    while (!(ring = argo_ring_create_ext(port, peer, ringlen, &err)) && err == -ESRCH && retries-- > 0)
+        spin(2000);
+    if (!ring) {
+        guest_printf("stream: ring registration failed: %ld\n", err);
+        return 1;
+    }
+    guest_printf("stream: receiving %lu msgs of %u bytes, proto fast%s%s\n", (unsigned long)count, size,
+                 randomize ? ", random windows" : "", hostile ? ", hostile header" : "");
+    while (got < count) {
+        uint64_t taken = 0;
+        for (;;) {
+            struct argo_addr src;
+            uint32_t type;
+            if (hostile)
+                scribble(ring);
+            long r = argo_ring_recv(ring, ringlen, buf, size + 64, &src, &type);
+            if (r == -EAGAIN)
+                break;
+            if (r < 0) {
+                guest_printf("stream: receive %lu failed: %ld\n", (unsigned long)got, r);
+                return 1;
+            }
+            if (check_msg(buf, r, peer, type, &src, got, size))
+                return 1;
+            got++;
+            taken++;
+            if (slow)
+                spin((unsigned)spins);
+        }
+        if (hostile) {
+            /* tx_wanted is garbage here: always notify, never sleep. */
+            long r = argo_notify(NULL);
+            if (r < 0) {
+                guest_printf("stream: notify failed: %ld\n", r);
+                return 1;
+            }
+            guest_poll_virq();
+            guest_cpu_relax();
+            continue;
+        }
+        if (taken) {
+            long r = argo_notify_if_needed(ring, ringlen);
+            if (r < 0) {
+                guest_printf("stream: notify failed: %ld\n", r);
+                return 1;
+            }
+        }
+        if (got == count)
+            break;
+        uint64_t left = count - got, w = window;
+        if (randomize) {
+            uint64_t mode = rnd() % 8;
+            if (mode == 0) { /* poll for a while, no VIRQ */
+                uint32_t rx = __atomic_load_n(&ring->rx_ptr, __ATOMIC_RELAXED);
+                argo_ring_set_polling(ring);
+                for (int k = 0; k < 2000 && __atomic_load_n(&ring->tx_ptr, __ATOMIC_ACQUIRE) == rx; k++)
+                    guest_cpu_relax();
+                continue;
+            }
+            if (mode == 1) { /* Xen's behaviour: a VIRQ per message */
+                uint32_t rx = __atomic_load_n(&ring->rx_ptr, __ATOMIC_RELAXED);
+                __atomic_store_n(&ring->rx_flags, 0, __ATOMIC_SEQ_CST);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&ring->tx_ptr, __ATOMIC_SEQ_CST) != rx)
+                    continue;
+                waits++;
+                guest_wait_for_interrupt();
+                continue;
+            }
+            w = rnd() % (cap < left ? cap : left);
+        }
+        if (w > cap - 1)
+            w = cap - 1;
+        if (w > left - 1)
+            w = left - 1;
+        if (argo_ring_arm(ring, ringlen, (uint32_t)(w * slot)))
+            continue;
+        waits++;
+        guest_wait_for_interrupt();
+    }
+    guest_printf("stream: received %lu msgs ok\n", (unsigned long)got);
+    guest_printf("stream: %lu waits, %lu virqs%s\n", (unsigned long)waits, (unsigned long)virqs,
+                 hostile ? ", notified after every drain" : "");
+    return 0;
+}
+
 int guest_main(void)
 {
     const char *role = guest_param("role");
@@ -241,10 +550,20 @@ int guest_main(void)
         guest_printf("stream: bad size %u for ring length %u\n", size, ringlen);
         return 1;
     }
+    const char *pr = guest_param("proto");
+    if (pr && guest_strcmp(pr, "fast") == 0)
+        proto = PROTO_FAST;
+    else if (pr && guest_strcmp(pr, "xen") != 0) {
+        guest_printf("stream: param proto must be xen or fast, not %s\n", pr);
+        return 1;
+    }
+    randomize = guest_param_u64("random", 0) != 0;
+    rng_state = guest_param_u64("seed", guest_domid()) * 0x9E3779B97F4A7C15ull | 1;
     if (role && guest_strcmp(role, "sender") == 0)
-        return sender(peer, port, count, size);
+        return proto == PROTO_FAST ? sender_fast(peer, port, count, size) : sender(peer, port, count, size);
     if (role && guest_strcmp(role, "receiver") == 0)
-        return receiver(peer, port, count, size, ringlen);
+        return proto == PROTO_FAST ? receiver_fast(peer, port, count, size, ringlen)
+                                   : receiver(peer, port, count, size, ringlen);
     guest_puts("stream: param role must be sender or receiver");
     return 1;
 }

@@ -1,6 +1,6 @@
-//go:build argodebug
+//go:build lockdebug
 
-package argosync
+package hsync
 
 import "testing"
 

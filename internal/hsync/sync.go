@@ -1,29 +1,10 @@
-package argosync
-
-import (
-	gsync "gvisor.dev/gvisor/pkg/sync"
-	"gvisor.dev/gvisor/pkg/sync/locking"
-)
-
-// Class is a lock class for the lockdep build: all mutexes in one role (for
-// example every domain's rings_L2) share a class, and the validator learns
-// the order between classes.
-type Class struct {
-	c *locking.MutexClass
-}
-
-// NewClass makes a lock class. nested names the extra instances of the
-// class that may be held together with the first one (Xen's peer-domain
-// cases); pass none when a class is never nested.
-func NewClass(v any, nested ...string) Class {
-	return Class{c: locking.NewMutexClass(typeOf(v), nested)}
-}
+package hsync
 
 // Mutex is an exclusive lock with lock-state assertions and a lockdep
 // class. The zero value is an unlocked mutex without a class; use Init to
 // give it one.
 type Mutex struct {
-	mu    gsync.Mutex
+	mu    mutex
 	class Class
 	dbg   holders
 }
@@ -63,13 +44,13 @@ func (m *Mutex) NestedUnlock(i int) {
 	lockdepRelease(m.class, i)
 }
 
-// AssertLocked panics in argodebug builds if nobody holds m.
+// AssertLocked panics in lockdebug builds if nobody holds m.
 func (m *Mutex) AssertLocked() { m.dbg.assertWriter() }
 
 // RWMutex is a reader/writer lock with lock-state assertions and a lockdep
 // class.
 type RWMutex struct {
-	mu    gsync.RWMutex
+	mu    rwMutex
 	class Class
 	dbg   holders
 }
@@ -125,18 +106,18 @@ func (m *RWMutex) NestedRUnlock(i int) {
 	lockdepRelease(m.class, i)
 }
 
-// AssertLocked panics in argodebug builds unless m is write-locked.
+// AssertLocked panics in lockdebug builds unless m is write-locked.
 func (m *RWMutex) AssertLocked() { m.dbg.assertWriter() }
 
-// AssertRLocked panics in argodebug builds unless m is read- or
+// AssertRLocked panics in lockdebug builds unless m is read- or
 // write-locked by someone (Xen's rw_is_locked).
 func (m *RWMutex) AssertRLocked() { m.dbg.assertAny() }
 
-// IsLocked reports, in argodebug builds, whether m is write-locked; it is
+// IsLocked reports, in lockdebug builds, whether m is write-locked; it is
 // always true otherwise so that composite assertions stay no-ops.
 func (m *RWMutex) IsLocked() bool { return m.dbg.isWriter() }
 
-// IsRLocked reports, in argodebug builds, whether anyone holds m; always
+// IsRLocked reports, in lockdebug builds, whether anyone holds m; always
 // true otherwise.
 func (m *RWMutex) IsRLocked() bool { return m.dbg.isAny() }
 

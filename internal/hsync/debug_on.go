@@ -1,6 +1,6 @@
-//go:build argodebug
+//go:build lockdebug
 
-package argosync
+package hsync
 
 import (
 	"fmt"
@@ -18,13 +18,13 @@ type holders struct {
 func (h *holders) addWriter() { h.writers.Add(1) }
 func (h *holders) delWriter() {
 	if h.writers.Add(-1) < 0 {
-		panic("argosync: unlock of an unlocked mutex")
+		panic("hsync: unlock of an unlocked mutex")
 	}
 }
 func (h *holders) addReader() { h.readers.Add(1) }
 func (h *holders) delReader() {
 	if h.readers.Add(-1) < 0 {
-		panic("argosync: runlock of an unlocked mutex")
+		panic("hsync: runlock of an unlocked mutex")
 	}
 }
 func (h *holders) isWriter() bool { return h.writers.Load() > 0 }
@@ -32,19 +32,19 @@ func (h *holders) isAny() bool    { return h.writers.Load() > 0 || h.readers.Loa
 
 func (h *holders) assertWriter() {
 	if !h.isWriter() {
-		panic(fmt.Sprintf("argosync: lock assertion failed: mutex %p not write-locked", h))
+		panic(fmt.Sprintf("hsync: lock assertion failed: mutex %p not write-locked", h))
 	}
 }
 
 func (h *holders) assertAny() {
 	if !h.isAny() {
-		panic(fmt.Sprintf("argosync: lock assertion failed: mutex %p not locked", h))
+		panic(fmt.Sprintf("hsync: lock assertion failed: mutex %p not locked", h))
 	}
 }
 
-// Assert panics with msg if cond is false (argodebug builds only).
+// Assert panics with msg if cond is false (lockdebug builds only).
 func Assert(cond bool, msg string) {
 	if !cond {
-		panic("argosync: lock assertion failed: " + msg)
+		panic("hsync: lock assertion failed: " + msg)
 	}
 }

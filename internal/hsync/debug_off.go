@@ -1,10 +1,10 @@
-//go:build !argodebug
+//go:build !lockdebug
 
-package argosync
+package hsync
 
 const debugEnabled = false
 
-// holders is empty without the argodebug tag: no counters, no cost.
+// holders is empty without the lockdebug tag: no counters, no cost.
 type holders struct{}
 
 func (*holders) addWriter()     {}
@@ -16,5 +16,5 @@ func (*holders) isAny() bool    { return true }
 func (*holders) assertWriter()  {}
 func (*holders) assertAny()     {}
 
-// Assert does nothing without the argodebug tag.
+// Assert does nothing without the lockdebug tag.
 func Assert(bool, string) {}

@@ -1,6 +1,6 @@
 //go:build lockdep
 
-package argosync
+package hsync
 
 import (
 	"strings"
