@@ -38,6 +38,9 @@ type Stats struct {
 	Rings                                         int64 // registered now
 	MsgsOut, BytesOut, MsgsIn, BytesIn            uint64
 	EAGAINs, Notifies, Signals, Registers, Errors uint64
+	// ErrorsByErrno splits Errors by the errno returned, so an expected
+	// -ECONNREFUSED (a peer not yet registered) is told from a fault.
+	ErrorsByErrno hcall.ErrnoCounts
 	// Suppressed counts messages that arrived in this domain's
 	// extended-header rings without a VIRQ (rx_flags/rx_event said so).
 	Suppressed uint64
@@ -50,6 +53,7 @@ type stats struct {
 	rings                                         atomic.Int64
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
+	errnos                                        hcall.ErrnoCounter
 	suppressed, waits, waitsBlocked               atomic.Uint64
 }
 
@@ -58,7 +62,7 @@ func (s *stats) snapshot() Stats {
 		Rings: s.rings.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(),
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
-		Errors: s.errors.Load(), Suppressed: s.suppressed.Load(),
+		Errors: s.errors.Load(), ErrorsByErrno: s.errnos.Snapshot(), Suppressed: s.suppressed.Load(),
 		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(),
 	}
 }

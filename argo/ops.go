@@ -41,6 +41,7 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	}
 	if ret < 0 {
 		me.stats.errors.Add(1)
+		me.stats.errnos.Add(ret)
 	}
 	return ret
 }

@@ -235,6 +235,12 @@ func TestSendvErrnoOrder(t *testing.T) {
 	if m := r.recv(t); string(m.Data) != "xxx" {
 		t.Errorf("got %q", m.Data)
 	}
+	// The error counter splits by errno: the four refused sends above are
+	// told apart from the faults.
+	st, _ := w.a.Stats(s.id)
+	if by := st.ErrorsByErrno; by[ECONNREFUSED] != 4 || by[EFAULT] != 3 || by[EMSGSIZE] != 2 || by.Total() != st.Errors {
+		t.Errorf("errors by errno %s, total %d", by.String(), st.Errors)
+	}
 }
 
 func TestNotifyErrnoOrder(t *testing.T) {

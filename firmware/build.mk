@@ -5,9 +5,15 @@
 #
 #     make -f firmware/build.mk guests
 #
-# Every guest/programs/NAME.c becomes build/guests/NAME.elf, linked with all
-# firmware objects (build/firmware/*.o). Adding a program = adding one file.
+# Every guest/examples/NAME.c (the example guests) and guest/fixtures/NAME.c
+# (the guests the tests and benchmarks drive) becomes build/guests/NAME.elf,
+# linked with all firmware objects (build/firmware/*.o). Adding a program =
+# adding one file; a name may be used in only one of the two directories.
 # All paths are relative to the repository root.
+#
+# `make sdk` installs what an out-of-tree guest needs (firmware objects,
+# linker script, headers and a makefile fragment) under SDK_PREFIX
+# (default build/sdk); see the README, "Writing a guest".
 
 GUEST_CC ?= gcc
 
@@ -26,10 +32,17 @@ GUEST_FW_C     := $(wildcard firmware/*.c)
 GUEST_FW_S     := $(wildcard firmware/*.S)
 GUEST_FW_OBJS  := $(patsubst firmware/%.c,$(GUEST_FW_DIR)/%.o,$(GUEST_FW_C)) \
                   $(patsubst firmware/%.S,$(GUEST_FW_DIR)/%.S.o,$(GUEST_FW_S))
-GUEST_HEADERS  := $(wildcard guest/include/*.h firmware/*.h guest/programs/*.h)
+GUEST_HEADERS  := $(wildcard guest/include/*.h firmware/*.h guest/examples/*.h guest/fixtures/*.h)
 
-GUEST_PROG_SRCS := $(wildcard guest/programs/*.c)
-GUEST_ELFS      := $(patsubst guest/programs/%.c,$(GUEST_ELF_DIR)/%.elf,$(GUEST_PROG_SRCS))
+GUEST_PROG_SRCS := $(wildcard guest/examples/*.c guest/fixtures/*.c)
+GUEST_PROG_NAMES := $(basename $(notdir $(GUEST_PROG_SRCS)))
+GUEST_ELFS      := $(patsubst %,$(GUEST_ELF_DIR)/%.elf,$(GUEST_PROG_NAMES))
+
+ifneq ($(words $(GUEST_PROG_NAMES)),$(words $(sort $(GUEST_PROG_NAMES))))
+$(error a guest name is used in both guest/examples and guest/fixtures)
+endif
+
+SDK_PREFIX ?= build/sdk
 
 # Do not let the targets below become the includer's default goal; when
 # this file is the only makefile (make -f firmware/build.mk), default to
@@ -37,7 +50,7 @@ GUEST_ELFS      := $(patsubst guest/programs/%.c,$(GUEST_ELF_DIR)/%.elf,$(GUEST_
 GUEST_SAVED_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 GUEST_STANDALONE := $(if $(filter 1,$(words $(MAKEFILE_LIST))),yes)
 
-.PHONY: guests guests-clean
+.PHONY: guests guests-clean sdk
 
 guests: $(GUEST_ELFS)
 
@@ -50,7 +63,10 @@ $(GUEST_FW_DIR)/%.o: firmware/%.c $(GUEST_HEADERS) | $(GUEST_FW_DIR)
 $(GUEST_FW_DIR)/%.S.o: firmware/%.S $(GUEST_HEADERS) | $(GUEST_FW_DIR)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(GUEST_ELF_DIR)/%.o: guest/programs/%.c $(GUEST_HEADERS) | $(GUEST_ELF_DIR)
+$(GUEST_ELF_DIR)/%.o: guest/examples/%.c $(GUEST_HEADERS) | $(GUEST_ELF_DIR)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(GUEST_ELF_DIR)/%.o: guest/fixtures/%.c $(GUEST_HEADERS) | $(GUEST_ELF_DIR)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 
 $(GUEST_ELF_DIR)/%.elf: $(GUEST_ELF_DIR)/%.o $(GUEST_FW_OBJS) firmware/guest.ld
@@ -58,8 +74,18 @@ $(GUEST_ELF_DIR)/%.elf: $(GUEST_ELF_DIR)/%.o $(GUEST_FW_OBJS) firmware/guest.ld
 
 # Keep the objects: otherwise make treats them as intermediate files of the
 # pattern rules, deletes them and relinks everything on the next run.
-.SECONDARY: $(GUEST_FW_OBJS) \
-	$(patsubst guest/programs/%.c,$(GUEST_ELF_DIR)/%.o,$(GUEST_PROG_SRCS))
+.SECONDARY: $(GUEST_FW_OBJS) $(patsubst %,$(GUEST_ELF_DIR)/%.o,$(GUEST_PROG_NAMES))
+
+# The guest SDK: firmware objects, linker script, headers and
+# argovisor-guest.mk (firmware/sdk.mk), which a guest's own Makefile
+# includes to build NAME.elf from NAME.c anywhere.
+sdk: $(GUEST_FW_OBJS) firmware/guest.ld firmware/sdk.mk
+	mkdir -p $(SDK_PREFIX)/lib/firmware $(SDK_PREFIX)/include
+	cp $(GUEST_FW_OBJS) $(SDK_PREFIX)/lib/firmware/
+	cp firmware/guest.ld $(SDK_PREFIX)/lib/
+	cp guest/include/*.h $(SDK_PREFIX)/include/
+	cp firmware/sdk.mk $(SDK_PREFIX)/argovisor-guest.mk
+	@echo "guest SDK in $(SDK_PREFIX): include $(SDK_PREFIX)/argovisor-guest.mk from your Makefile"
 
 guests-clean:
 	rm -rf $(GUEST_FW_DIR) $(GUEST_ELF_DIR)

@@ -41,6 +41,7 @@ static void parse_bootinfo(const struct fw_bootinfo *bi)
         bi->virq_vector != GUEST_IPI_VECTOR)
         fw.virq_vector = bi->virq_vector;
     fw.ram_size = bi->ram_size;
+    fw.restarts = bi->restarts;
     if (bi->serial_port)
         fw_serial_port = bi->serial_port;
     if (bi->exit_port)
@@ -85,6 +86,11 @@ unsigned guest_cpu_count(void)
 uint64_t guest_ram_size(void)
 {
     return fw.ram_size;
+}
+
+unsigned guest_restart_count(void)
+{
+    return fw.restarts;
 }
 
 /* params: "key\0value\0" pairs, ended by an empty key. Every read stays

@@ -62,7 +62,7 @@ struct fw_bootinfo {
     uint16_t crash_port;
     uint16_t hypercall_port;
     uint32_t params_len;
-    uint32_t reserved1;
+    uint32_t restarts;      /* times the VMM has restarted this domain */
     char params[];
 };
 
@@ -70,6 +70,7 @@ _Static_assert(offsetof(struct fw_bootinfo, ncpus) == 16, "bootinfo layout");
 _Static_assert(offsetof(struct fw_bootinfo, heap_end) == 40, "bootinfo layout");
 _Static_assert(offsetof(struct fw_bootinfo, serial_port) == 48, "bootinfo layout");
 _Static_assert(offsetof(struct fw_bootinfo, params_len) == 56, "bootinfo layout");
+_Static_assert(offsetof(struct fw_bootinfo, restarts) == 60, "bootinfo layout");
 _Static_assert(offsetof(struct fw_bootinfo, params) == 64, "bootinfo layout");
 
 #define FW_PARAMS_MAX 8128u
@@ -122,6 +123,7 @@ struct fw_state {
     unsigned ncpus;
     unsigned virq_vector;
     uint64_t ram_size;
+    uint32_t restarts;
     const char *params;
     uint32_t params_len;
 };

@@ -82,7 +82,7 @@ _Static_assert(sizeof(struct idt_gate) == 16, "64-bit IDT gate is 16 bytes");
 #define GATE_INTR64     0x8E    /* present, DPL 0, 64-bit interrupt gate */
 #define GATE_INTR64_U   0xEE    /* the same with DPL 3: INT n allowed from CPL 3 */
 
-/* Not static: guest/programs/triplefault.c clears it from CPL 3. */
+/* Not static: guest/fixtures/triplefault.c clears it from CPL 3. */
 struct idt_gate fw_idt[256] __attribute__((aligned(16)));
 
 extern void (*const fw_exc_stubs[32])(void);

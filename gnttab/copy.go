@@ -45,7 +45,7 @@ func (g *GrantTables) copyOps(c Caller, me *domain, uop, count uint64) int64 {
 			me.stats.copies.Add(1)
 			me.stats.copyBytes.Add(uint64(n))
 		} else {
-			me.stats.errors.Add(1)
+			me.stats.failStatus(st, 1)
 		}
 		var sb [2]byte
 		le.PutUint16(sb[:], status(st))

@@ -65,8 +65,11 @@ type Stats struct {
 	// died or a policy revoked them.
 	Revoked uint64
 	// Errors counts failed elements (status other than GNTST_okay) and
-	// calls that returned a negative errno.
-	Errors uint64
+	// calls that returned a negative errno; ErrorsByStatus and
+	// ErrorsByErrno split it.
+	Errors         uint64
+	ErrorsByStatus StatusCounts
+	ErrorsByErrno  hcall.ErrnoCounts
 	// Mapped is the number of live mappings now (revoked ones excluded).
 	Mapped int64
 }
@@ -74,14 +77,36 @@ type Stats struct {
 type stats struct {
 	maps, unmaps, copies, copyBytes, revoked, errors atomic.Uint64
 	mapped                                           atomic.Int64
+	statuses                                         [numStatus]atomic.Uint64 // index -GNTST_*
+	errnos                                           hcall.ErrnoCounter
+}
+
+// failStatus counts n failed elements with status st.
+func (s *stats) failStatus(st int16, n uint64) {
+	s.errors.Add(n)
+	i := -int(st)
+	if i <= 0 || i >= numStatus {
+		i = -GNTSTGeneralError
+	}
+	s.statuses[i].Add(n)
+}
+
+// failErrno counts a call that returned the negated errno ret.
+func (s *stats) failErrno(ret int64) {
+	s.errors.Add(1)
+	s.errnos.Add(ret)
 }
 
 func (s *stats) snapshot() Stats {
-	return Stats{
+	st := Stats{
 		Maps: s.maps.Load(), Unmaps: s.unmaps.Load(), Copies: s.copies.Load(),
 		CopyBytes: s.copyBytes.Load(), Revoked: s.revoked.Load(), Errors: s.errors.Load(),
-		Mapped: s.mapped.Load(),
+		Mapped: s.mapped.Load(), ErrorsByErrno: s.errnos.Snapshot(),
 	}
+	for i := range s.statuses {
+		st.ErrorsByStatus[i] = s.statuses[i].Load()
+	}
+	return st
 }
 
 // Lock classes, one per role in the hierarchy (for the lockdep build).

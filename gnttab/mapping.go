@@ -31,7 +31,7 @@ func (g *GrantTables) mapGrantRefs(c Caller, me *domain, uop, count uint64) int6
 			le.PutUint32(b[20:], handle)
 			le.PutUint64(b[24:], 0) // no device (bus) address: HVM host maps only
 		} else {
-			me.stats.errors.Add(1)
+			me.stats.failStatus(st, 1)
 		}
 		if c.WriteGuest(addr, b[:]) != nil {
 			if st == GNTSTOkay {
@@ -232,7 +232,7 @@ func (g *GrantTables) unmapGrantRefs(c Caller, me *domain, uop, count uint64, re
 			addrs = append(addrs, addr)
 			gpas = append(gpas, me.maptrack[h].gpa)
 		} else {
-			me.stats.errors.Add(1)
+			me.stats.failStatus(st, 1)
 		}
 		var sb [2]byte
 		le.PutUint16(sb[:], status(st))
@@ -250,7 +250,7 @@ func (g *GrantTables) unmapGrantRefs(c Caller, me *domain, uop, count uint64, re
 		for _, a := range addrs {
 			_ = c.WriteGuest(a+20, sb[:]) // best effort: it was writable a moment ago
 		}
-		me.stats.errors.Add(uint64(len(addrs)))
+		me.stats.failStatus(GNTSTGeneralError, uint64(len(addrs)))
 		return ret
 	}
 	for _, h := range handles {

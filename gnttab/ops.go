@@ -71,7 +71,7 @@ func (g *GrantTables) Op(c Caller, cmd, uop, count uint64) int64 {
 		ret = -ENOSYS
 	}
 	if ret < 0 {
-		me.stats.errors.Add(1)
+		me.stats.failErrno(ret)
 	}
 	return ret
 }
@@ -119,7 +119,7 @@ func (g *GrantTables) setupTable(c Caller, me *domain, uop, count uint64) int64 
 		}
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	var sb [2]byte
 	le.PutUint16(sb[:], status(st))
@@ -154,7 +154,7 @@ func (g *GrantTables) querySize(c Caller, me *domain, uop, count uint64) int64 {
 		le.PutUint32(b[8:], me.maxFrames)
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	le.PutUint16(b[12:], status(st))
 	if c.WriteGuest(uop, b[:]) != nil {
@@ -237,7 +237,7 @@ func (g *GrantTables) getStatusFrames(c Caller, me *domain, uop, count uint64) i
 		st = GNTSTGeneralError
 	}
 	if st != GNTSTOkay {
-		me.stats.errors.Add(1)
+		me.stats.failStatus(st, 1)
 	}
 	var sb [2]byte
 	le.PutUint16(sb[:], status(st))
@@ -257,7 +257,7 @@ func swapGrantRefs(c Caller, me *domain, uop, count uint64) int64 {
 		}
 		st := me.swap(le.Uint32(b[0:]), le.Uint32(b[4:]))
 		if st != GNTSTOkay {
-			me.stats.errors.Add(1)
+			me.stats.failStatus(st, 1)
 		}
 		var sb [2]byte
 		le.PutUint16(sb[:], status(st))

@@ -74,6 +74,15 @@ func TestEntryChecks(t *testing.T) {
 	if s, _ := w.g.Stats(1); s.Mapped != 1 || s.Errors == 0 {
 		t.Errorf("stats %+v", s)
 	}
+	// Every failure above is a call-level errno (no element failed).
+	s, _ := w.g.Stats(1)
+	var byStatus uint64
+	for _, n := range s.ErrorsByStatus {
+		byStatus += n
+	}
+	if by := s.ErrorsByErrno; by.Total()+byStatus != s.Errors || by[ENOSYS] == 0 || by[EFAULT] == 0 || by[EINVAL] == 0 || byStatus != 0 {
+		t.Errorf("errors %d split as %s and %d element statuses", s.Errors, by.String(), byStatus)
+	}
 }
 
 func TestVersions(t *testing.T) {
@@ -222,6 +231,11 @@ func TestSwap(t *testing.T) {
 	expectSt(t, "swap back", swap(21, 20), GNTSTOkay)
 	if le.Uint64(d.table[20*8:]) != uint64(GTFPermitAccess)|1<<16|g1<<32 {
 		t.Errorf("entry 20 after swapping back: %#x", le.Uint64(d.table[20*8:]))
+	}
+	// The failed elements are counted by their status.
+	if s, _ := w.g.Stats(d.id); s.ErrorsByStatus[-GNTSTBadGntref] != 2 || s.ErrorsByStatus[-GNTSTEagain] != 2 ||
+		s.ErrorsByStatus.ByName()["GNTST_eagain"] != 2 {
+		t.Errorf("errors by status %v", s.ErrorsByStatus.ByName())
 	}
 }
 

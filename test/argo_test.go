@@ -14,7 +14,7 @@ import (
 	"github.com/argovisor/argovisor/vmm"
 )
 
-// Argo integration tests: real guests (guest/programs/{pingpong,stream,
+// Argo integration tests: real guests (guest/{examples,fixtures}/{pingpong,stream,
 // wildcard,argoerr,hostecho,hostile,killme}.c) talking through the VMM's
 // Argo on hypercall 39.
 

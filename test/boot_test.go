@@ -73,7 +73,11 @@ func TestUD2ReportedWithRIP(t *testing.T) {
 
 	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("ud2", guest("ud2"), "16M", 1, nil))
 	r := runCLI(t, "run", "--timeout", "60s", cfg)
-	want := fmt.Sprintf("crashed: #UD (vector 6) at rip=%#x", rip)
+	// RIP with symbol+offset from the guest's own symbol table.
+	want := fmt.Sprintf("crashed: #UD (vector 6) at rip=%#x <ud2_here+0x0>", rip)
+	if res.Fault.Symbol != "ud2_here+0x0" {
+		t.Errorf("fault symbol %q, want ud2_here+0x0", res.Fault.Symbol)
+	}
 	if r.code != 1 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "rip=") {
 		t.Fatalf("want exit 1 and %q:\n%v", want, r)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,6 +65,10 @@ func TestCLIBadInputs(t *testing.T) {
 		{"duplicate names", nil, domainTOML("a", hello, "16M", 1, nil) + domainTOML("a", hello, "16M", 1, nil), "duplicate domain name"},
 		{"zero memory", nil, domainTOML("a", hello, "0", 1, nil), "memory is zero"},
 		{"bad TOML", nil, "[[domain]\n", "invalid configuration"},
+		{"single [domain]", nil, "[domain]\nname = \"a\"\n", "write [[domain]]"},
+		{"string for an integer", nil, strings.Replace(domainTOML("a", hello, "16M", 1, nil), "vcpus = 1", "vcpus = \"1\"", 1), "domain.vcpus must be an integer, not a string (e.g. vcpus = 2)"},
+		{"memory 1T", nil, domainTOML("a", hello, "1T", 1, nil), "1T is too large"},
+		{"name too long for memfd", nil, domainTOML(strings.Repeat("n", 240), hello, "16M", 1, nil), "at most 232 allowed"},
 	} {
 		args := tc.args
 		if tc.config != "" {
@@ -147,14 +152,23 @@ func TestCLIVersionAndHelp(t *testing.T) {
 
 func TestCLITraceHypercalls(t *testing.T) {
 	requireKVM(t)
-	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("hc", guest("hypercall"), "16M", 1, nil))
+	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("hc", guest("hypercall"), "16M", 1, nil)+
+		domainTOML("pp", guest("exitcode"), "16M", 1, nil))
 	r := runCLI(t, "run", "--trace-hypercalls", "--timeout", "60s", cfg)
-	if r.code != 0 || !strings.Contains(r.stderr, "[hc] vcpu0 null(0x1, 0x2, 0x3, 0x4, 0x5) = 0") ||
-		!strings.Contains(r.stderr, "hypercall_99(0x0, 0x0, 0x0, 0x0, 0x0) = -38") {
+	// Op names, arguments, errno names and the time each call took.
+	null := regexp.MustCompile(`\[hc\] vcpu0 null\(0x1, 0x2, 0x3, 0x4, 0x5\) = 0 [0-9.]+(ns|µs|ms|s)\n`)
+	if r.code != 0 || !null.MatchString(r.stderr) ||
+		!strings.Contains(r.stderr, "[hc] vcpu0 hypercall_99(0x0, 0x0, 0x0, 0x0, 0x0) = -ENOSYS ") ||
+		!strings.Contains(r.stderr, "hypercall_4294967295(") {
 		t.Fatalf("trace missing:\n%v", r)
 	}
 	if !bytes.Contains([]byte(r.stdout), []byte("null=0 unknown=-38")) {
 		t.Fatalf("guest output missing:\n%v", r)
+	}
+	// The domain filter: only the named domain is traced.
+	r = runCLI(t, "run", "--trace-hypercalls", "--trace-domain", "pp", "--timeout", "60s", cfg)
+	if r.code != 0 || strings.Contains(r.stderr, "[hc] vcpu0") {
+		t.Fatalf("--trace-domain pp traced hc:\n%v", r)
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/argovisor/argovisor/vmm"
 )
 
-// Grant-table integration tests: guest/programs/{grantor,grantee,gnterr,
-// sharedpage}.c as real KVM domains sharing pages through hypercall 20,
+// Grant-table integration tests: guest/fixtures/{grantor,grantee,gnterr}.c
+// and guest/examples/sharedpage.c as real KVM domains sharing pages through hypercall 20,
 // with Argo messages between them to sequence each step.
 
 // gntSpec is one domain for startGnt. Params may name other domains of the

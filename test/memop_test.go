@@ -15,7 +15,8 @@ import (
 )
 
 // Memory reservation and grant transfers with real guests:
-// guest/programs/balloon.c and gntxfer.c through hypercalls 12 and 20.
+// guest/examples/balloon.c and guest/fixtures/gntxfer.c through hypercalls
+// 12 and 20.
 
 // rssShmemKiB is this process's (the VMM's) resident shared memory: the
 // guests' RAM pages it maps.

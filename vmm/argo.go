@@ -27,6 +27,14 @@ func (p ArgoPolicy) argo() argo.Policy {
 	return pol
 }
 
+// argoPolicy is the domain's Argo policy with the name and label Argo
+// vouches for (domain_info); a restart adds the domain with the same.
+func (c DomainConfig) argoPolicy() argo.Policy {
+	pol := c.Argo.argo()
+	pol.Name, pol.Label = c.Name, c.Label
+	return pol
+}
+
 // Argo is the VMM's Argo instance (for the host endpoint and statistics).
 func (v *VMM) Argo() *argo.Argo { return v.argo }
 

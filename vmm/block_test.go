@@ -50,7 +50,7 @@ func TestBlock(t *testing.T) {
 
 // The caller finds its vCPU's token channel through the hypercall.
 func TestCallerBlockUsesItsVCPU(t *testing.T) {
-	d := &Domain{}
+	d := &Domain{instance: &instance{}}
 	d.vcpus = []*vcpu{{intr: make(chan struct{}, 1)}, {intr: make(chan struct{}, 1)}}
 	h := &Hypercall{VCPUContext: &VCPUContext{Domain: d, Index: 1}}
 	d.vcpus[0].interrupt() // another vCPU's interrupt does not end this wait

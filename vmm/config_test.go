@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeConfig writes a config and a dummy kernel file next to it.
@@ -27,12 +28,19 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestParseConfig(t *testing.T) {
 	p := writeConfig(t, `
+api_sock = "run/api.sock"
+
 [[domain]]
 name = "ping"
 label = "tier=web zone=dmz"
 kernel = "k.elf"
 memory = "16M"
 vcpus = 2
+on_exit = "restart"
+on_crash = "preserve"
+restart_limit = 3
+restart_backoff = "250ms"
+console_log = "logs/ping.log"
 [domain.params]
 peer = "2"
 count = 5
@@ -59,6 +67,9 @@ map_from = ["ping"]
 	cfg, err := LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.APISock != filepath.Join(filepath.Dir(p), "run/api.sock") {
+		t.Errorf("api_sock = %q", cfg.APISock)
 	}
 	if len(cfg.Domains) != 2 {
 		t.Fatalf("%d domains", len(cfg.Domains))
@@ -89,6 +100,62 @@ map_from = ["ping"]
 	if !d1.Argo.Disabled || d1.Argo.Wildcard || d1.Argo.SendTo != nil {
 		t.Errorf("domain 1 argo = %+v (default: enabled, no wildcard, send anywhere)", d1.Argo)
 	}
+	if d0.OnExit != ActionRestart || d0.OnCrash != ActionPreserve || d0.RestartLimit != 3 || d0.RestartBackoff != 250*time.Millisecond ||
+		d0.ConsoleLog != filepath.Join(filepath.Dir(p), "logs/ping.log") {
+		t.Errorf("domain 0 lifecycle = %q %q %d %v %q", d0.OnExit, d0.OnCrash, d0.RestartLimit, d0.RestartBackoff, d0.ConsoleLog)
+	}
+	// Unset keys stay zero in the file's config; CreateDomain's defaults
+	// fill them.
+	if d1.OnExit != "" || d1.RestartLimit != 0 || d1.ConsoleLog != "" {
+		t.Errorf("domain 1 lifecycle = %+v", d1)
+	}
+	def := d1.WithDefaults()
+	if def.OnExit != ActionDestroy || def.OnCrash != ActionDestroy || def.RestartLimit != DefaultRestartLimit ||
+		def.RestartBackoff != DefaultRestartBackoff || def.Gnttab.MaxFrames != 8 || def.Gnttab.MaxMaptrackFrames != 2 {
+		t.Errorf("domain 1 with defaults = %+v", def)
+	}
+	if err := def.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestDomainConfigDefaultsAndValidate(t *testing.T) {
+	c := DomainConfig{Name: "api", Kernel: "k.elf"}.WithDefaults()
+	if c.VCPUs != DefaultVCPUs || c.Memory != DefaultMemory || c.OnExit != ActionDestroy || c.OnCrash != ActionDestroy ||
+		c.RestartLimit != DefaultRestartLimit || c.RestartBackoff != DefaultRestartBackoff ||
+		c.Gnttab.MaxFrames != DefaultGrantFrames || c.Gnttab.MaxMaptrackFrames != DefaultMaptrackFrames {
+		t.Fatalf("defaults = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate(defaults) = %v", err)
+	}
+	for name, mut := range map[string]func(*DomainConfig){
+		"no name":          func(c *DomainConfig) { c.Name = "" },
+		"name with space":  func(c *DomainConfig) { c.Name = "a b" },
+		"name too long":    func(c *DomainConfig) { c.Name = strings.Repeat("x", MaxNameLen+1) },
+		"no kernel":        func(c *DomainConfig) { c.Kernel = "" },
+		"memory unaligned": func(c *DomainConfig) { c.Memory = 3<<20 + 1 },
+		"memory too large": func(c *DomainConfig) { c.Memory = 1 << 40 },
+		"vcpus":            func(c *DomainConfig) { c.VCPUs = 65 },
+		"stacks":           func(c *DomainConfig) { c.Memory = 2 << 20; c.VCPUs = 64 },
+		"action":           func(c *DomainConfig) { c.OnCrash = "reboot" },
+		"restart limit":    func(c *DomainConfig) { c.RestartLimit = -1 },
+		"backoff":          func(c *DomainConfig) { c.RestartBackoff = -time.Second },
+		"max frames":       func(c *DomainConfig) { c.Gnttab.MaxFrames = MaxGrantFrames + 1 },
+		"params":           func(c *DomainConfig) { c.Params = map[string]string{"a\x00": "b"} },
+	} {
+		bad := c
+		mut(&bad)
+		if err := bad.Validate(); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: Validate = %v, want ErrBadConfig", name, err)
+		}
+	}
+	// A name of exactly MaxNameLen bytes still makes both memfds.
+	r, err := NewRAM(strings.Repeat("n", MaxNameLen)+":gnttab", PageSize)
+	if err != nil {
+		t.Fatalf("memfd with the longest name: %v", err)
+	}
+	r.Close()
 }
 
 func TestParseMemory(t *testing.T) {
@@ -128,8 +195,19 @@ func TestConfigErrors(t *testing.T) {
 		{"zero memory int", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 0\n", "memory is zero"},
 		{"bad memory", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"lots\"\n", "memory"},
 		{"memory type", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = [1]\n", "memory"},
-		{"memory too small", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"1M\"\n", "between 2M and 3G"},
-		{"memory too large", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"4G\"\n", "between 2M and 3G"},
+		{"memory too small", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"1M\"\n", "too small (at least 2M)"},
+		{"memory too large", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"4G\"\n", "too large (at most 3G)"},
+		{"memory 1T", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"1T\"\n", "1T is too large (at most 3G)"},
+		{"memory beyond 64 bits", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"99999999999999999999G\"\n", "too large"},
+		{"memory boolean", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = true\n", "got a boolean"},
+		{"single [domain] table", "[domain]\nname = \"a\"\n" + ok, "write [[domain]]"},
+		{"string for an integer", "[[domain]]\nname = \"a\"\nvcpus = \"2\"\n" + ok, "domain.vcpus must be an integer, not a string (e.g. vcpus = 2)"},
+		{"integer for a string", "[[domain]]\nname = 7\n" + ok, "domain.name must be a string, not an integer"},
+		{"name too long for memfd", "[[domain]]\nname = \"" + strings.Repeat("n", MaxNameLen+1) + "\"\n" + ok, "at most 232 allowed"},
+		{"bad on_exit", "[[domain]]\nname = \"a\"\non_exit = \"reboot\"\n" + ok, "on_exit = \"reboot\", want"},
+		{"bad on_crash", "[[domain]]\nname = \"a\"\non_crash = \"\"\non_crash = \"x\"\n" + ok, "toml"},
+		{"restart_limit 0", "[[domain]]\nname = \"a\"\nrestart_limit = 0\n" + ok, "restart_limit = 0"},
+		{"bad restart_backoff", "[[domain]]\nname = \"a\"\nrestart_backoff = \"soon\"\n" + ok, "restart_backoff = \"soon\", want a positive duration"},
 		{"memory unaligned", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 3000000\n", "multiple of 4K"},
 		{"max_memory below memory", "[[domain]]\nname = \"a\"\nmax_memory = \"8M\"\n" + ok, "less than memory"},
 		{"max_memory too large", "[[domain]]\nname = \"a\"\nmax_memory = \"4G\"\n" + ok, "between 2M and 3G"},
@@ -144,7 +222,7 @@ func TestConfigErrors(t *testing.T) {
 		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
 		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},
 		{"unknown argo key", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nwildcards = true\n", "wildcards"},
-		{"argo type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nenabled = \"yes\"\n", "toml"},
+		{"argo type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nenabled = \"yes\"\n", "domain.argo.enabled must be a boolean, not a string (e.g. enabled = true)"},
 		{"gnttab max_frames 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 0\n", "max_frames = 0"},
 		{"gnttab max_frames too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_frames = 5000\n", "max_frames = 5000"},
 		{"gnttab maptrack 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmax_maptrack_frames = 0\n", "max_maptrack_frames = 0"},
@@ -161,5 +239,50 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); !errors.Is(err, ErrBadConfig) {
 		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+func TestDecodeDomainJSON(t *testing.T) {
+	dir := filepath.Dir(writeConfig(t, ""))
+	lookup := func(name string) (uint16, bool) {
+		if name == "pong" {
+			return 7, true
+		}
+		return 0, false
+	}
+	dc, err := DecodeDomainJSON([]byte(`{"name": "ping", "kernel": "k.elf", "memory": "16M", "vcpus": 2,
+		"params": {"peer": 7, "size": "64", "fast": true},
+		"argo": {"send_to": ["pong"]}, "gnttab": {"map_from": ["pong"], "max_frames": 4},
+		"on_crash": "restart", "restart_limit": 3, "restart_backoff": "10ms", "console_log": "ping.log"}`), dir, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Name != "ping" || dc.Kernel != filepath.Join(dir, "k.elf") || dc.Memory != 16<<20 || dc.VCPUs != 2 ||
+		dc.Params["peer"] != "7" || dc.Params["size"] != "64" || dc.Params["fast"] != "true" ||
+		len(dc.Argo.SendTo) != 1 || dc.Argo.SendTo[0] != 7 || dc.Gnttab.MapFrom[0] != 7 || dc.Gnttab.MaxFrames != 4 ||
+		dc.OnCrash != ActionRestart || dc.RestartLimit != 3 || dc.RestartBackoff != 10*time.Millisecond ||
+		dc.ConsoleLog != filepath.Join(dir, "ping.log") {
+		t.Errorf("decoded %+v", dc)
+	}
+	if dc, err := DecodeDomainJSON([]byte(`{"name": "m", "kernel": "k.elf", "memory": 4194304}`), dir, lookup); err != nil || dc.Memory != 4<<20 {
+		t.Errorf("integer memory: %+v, %v", dc, err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "vcpu": 1}`, `unknown field "vcpu"`},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "vcpus": "2"}`, "vcpus must be an integer, not string"},
+		{`{"name": "a", "kernel": "k.elf", "memory": 1.5}`, "not a whole number"},
+		{`{"name": "a", "kernel": "k.elf", "memory": "1T"}`, "too large"},
+		{`{"name": "a b", "kernel": "k.elf", "memory": "16M"}`, "may not contain"},
+		{`{"kernel": "k.elf", "memory": "16M"}`, "missing name"},
+		{`{"name": "a", "kernel": "nope.elf", "memory": "16M"}`, "nope.elf"},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "argo": {"send_to": ["zz"]}}`, `unknown domain "zz"`},
+		{`{"name": "a", "kernel": "k.elf", "memory": "16M", "on_exit": "reboot"}`, "on_exit"},
+		{`{"name": "a"} {"name": "b"}`, "more than one"},
+		{`[1, 2]`, "domain JSON"},
+		{`{"name": `, "domain JSON"},
+	} {
+		if _, err := DecodeDomainJSON([]byte(tc.body), dir, lookup); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrBadConfig mentioning %q", tc.body, err, tc.want)
+		}
 	}
 }

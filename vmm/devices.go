@@ -110,6 +110,7 @@ func (crashPort) PIOWrite(c *VCPUContext, _ uint16, data []byte) {
 	} else {
 		f.Reason = "exception (frame unreadable: " + err.Error() + ")"
 	}
+	f.Symbol = c.Domain.kernel.Symbolize(f.RIP)
 	c.Domain.finish(Result{Kind: Crashed, Fault: f, Reason: f.String()})
 }
 

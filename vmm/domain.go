@@ -3,9 +3,11 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
@@ -13,19 +15,39 @@ import (
 	"github.com/argovisor/argovisor/memop"
 )
 
-// DomainConfig describes one domain.
+// DomainConfig describes one domain. CreateDomain applies the defaults
+// (WithDefaults) and validates it (Validate), so a zero field means "the
+// default" through the Go API as through a config file.
 type DomainConfig struct {
 	Name string
 	// Label is what the VMM vouches for about the domain beyond its id and
 	// name: printable ASCII, at most argo.MaxLabelLen bytes. Guests read it
 	// with Argo's domain_info op (docs/argo.md).
-	Label  string
-	Kernel string // path of an ELF64 x86-64 kernel
-	Memory uint64 // bytes of RAM
-	VCPUs  int
-	Params map[string]string
-	Argo   ArgoPolicy
-	Gnttab GnttabConfig
+	Label string
+	// Kernel is the path of an ELF64 x86-64 kernel. When KernelData is
+	// set, the image is read from it instead and Kernel only names it in
+	// messages.
+	Kernel     string
+	KernelData io.ReaderAt
+	Memory     uint64 // bytes of RAM; default DefaultMemory
+	VCPUs      int    // default DefaultVCPUs
+	Params     map[string]string
+	Argo       ArgoPolicy
+	Gnttab     GnttabConfig
+
+	// OnExit and OnCrash say what happens when the guest exits or
+	// crashes (docs/design.md, "Lifecycle"); default ActionDestroy. A
+	// domain stopped by the host is never restarted.
+	OnExit, OnCrash Action
+	// RestartLimit is the most restarts in the domain's life (default
+	// DefaultRestartLimit); RestartBackoff the delay before the first,
+	// doubled for each next one up to MaxRestartBackoff (default
+	// DefaultRestartBackoff).
+	RestartLimit   int
+	RestartBackoff time.Duration
+	// ConsoleLog, if set, is a file the domain's console lines are
+	// appended to ("[name] line") instead of going to Options.Console.
+	ConsoleLog string
 	// MaxMemory is the domain's maximum reservation and the size of its
 	// RAM region in bytes (config: max_memory); 0 means Memory. Frames
 	// above Memory start empty (docs/memory-layout.md).
@@ -88,11 +110,73 @@ func (g GnttabConfig) windowVMAs() uint32 {
 	return g.MaxWindowVMAs
 }
 
-// Domain is one guest: a KVM VM with its RAM, vCPUs and devices.
+// Domain is one guest: a KVM VM with its RAM, vCPUs and devices. The VM
+// and everything built with it form the domain's instance; a restart
+// replaces the instance and keeps the Domain, its id and its name.
 type Domain struct {
-	vmm    *VMM
-	id     uint16
-	cfg    DomainConfig
+	vmm *VMM
+	id  uint16
+	cfg DomainConfig // defaults applied; immutable
+
+	// The current instance. Its fields are read without a lock by the
+	// instance's own vCPU goroutines (started after it is set) and by the
+	// supervisor (the only writer); every other reader holds releaseMu or
+	// resultMu, and a restart swaps it holding both.
+	*instance
+
+	started atomic.Bool
+	done    chan struct{} // closed when the domain has ended for good
+
+	// hostStop is set by Stop: the domain is never restarted after it.
+	hostStop atomic.Bool
+	// restartReq is set by Restart and taken by the supervisor.
+	restartReq atomic.Bool
+	// wake is closed by Stop to cut a restart back-off short.
+	wake     chan struct{}
+	wakeOnce sync.Once
+
+	// resultMu guards result, restarts, restarting, startedAt and endedAt
+	// (and, with releaseMu, the instance pointer). Lock order: before
+	// releaseMu and vcpu.mu.
+	resultMu sync.Mutex
+	// +checklocks:resultMu
+	result Result
+	// +checklocks:resultMu
+	restarts int
+	// +checklocks:resultMu
+	restarting bool
+	// +checklocks:resultMu
+	startedAt time.Time // start of the current instance
+	// +checklocks:resultMu
+	endedAt time.Time
+
+	firstLine     chan struct{}
+	firstLineOnce sync.Once
+	stats         stats
+
+	// reserved is what the domain took from the VMM's Budget (zero until
+	// it did, and again once given back). It covers one instance at a
+	// time: a restart frees the old instance before building the new one.
+	// Written by newDomain, then by the supervisor or release, which
+	// never run at once (release waits for done).
+	reserved usage
+
+	destroyOnce sync.Once
+	// consoleLog is the open ConsoleLog file, nil without one. Its writes
+	// are serialised by VMM.outMu.
+	consoleLog *os.File
+
+	// releaseMu guards the instance pointer against a restart's swap and
+	// the instance's freed flag. Interrupt injection holds it for reading
+	// so that the VM descriptor cannot be closed (and its number reused by
+	// another VM) under a signal raised by another domain's send. Lock
+	// order: after resultMu, before grantWindow.mu.
+	releaseMu sync.RWMutex
+}
+
+// instance is one incarnation of a domain: the KVM VM, its memory, vCPUs
+// and devices.
+type instance struct {
 	vm     *kvm.VM
 	ram    *RAM
 	p2m    *memop.Domain // which frames of ram are populated (memop)
@@ -103,215 +187,195 @@ type Domain struct {
 	bus    PIOBus
 	serial *serial
 	kernel KernelImage
+	tscKHz uint64 // read once at creation: the vCPUs may be gone later
+	tscErr error
 
 	// stopping is set once, before the vCPUs are kicked; vCPU loops check
 	// it after every exit.
 	stopping atomic.Bool
-	started  atomic.Bool
-	wg       sync.WaitGroup
-	done     chan struct{} // closed when every vCPU goroutine has returned
-
-	// resultMu guards result. Lock order: before vcpu.mu.
-	resultMu sync.Mutex
-	result   Result
-
-	firstLine     chan struct{}
-	firstLineOnce sync.Once
-	stats         stats
-
-	// reserved is what the domain took from the VMM's Budget (zero until
-	// it did); release gives it back.
-	reserved usage
-
-	destroyOnce sync.Once
-
-	// releaseMu guards released. Interrupt injection holds it for reading
-	// so that the VM descriptor cannot be closed (and its number reused by
-	// another VM) under a signal raised by another domain's send. Leaf.
-	releaseMu sync.RWMutex
-	released  bool
+	wg       sync.WaitGroup // the vCPU goroutines
+	// freed is set (under Domain.releaseMu) when the VM, vCPUs and memory
+	// have been closed.
+	freed bool
 }
 
-// stats are per-domain counters, updated atomically from vCPU goroutines.
-type stats struct {
-	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
-	virqs                                                atomic.Uint64
-}
-
-// Stats is a snapshot of a domain's counters.
-type Stats struct {
-	PIOExits, MMIOExits, UnknownPorts, Hypercalls, Kicks uint64
-	// VIRQs counts VIRQs the domain's local APIC accepted (several may
-	// merge into one delivery to the guest).
-	VIRQs uint64
-}
-
-// Exits is the number of transitions the guest made into the VMM: port
-// I/O (hypercalls, console, exit) and MMIO exits. Kicks and other exits
-// the VMM caused itself are not counted.
-func (s Stats) Exits() uint64 { return s.PIOExits + s.MMIOExits }
-
-// ID is the domain id (1, 2, … in creation order).
+// ID is the domain id (1, 2, … in creation order; kept across restarts).
 func (d *Domain) ID() uint16 { return d.id }
 
 // Name is the domain's configured name.
 func (d *Domain) Name() string { return d.cfg.Name }
 
-// Config returns the domain's configuration.
+// Config returns the domain's configuration, defaults applied.
 func (d *Domain) Config() DomainConfig { return d.cfg }
 
-// RAM is the domain's guest memory.
-func (d *Domain) RAM() *RAM { return d.ram }
-
-// Stats returns the current counters.
-func (d *Domain) Stats() Stats {
-	return Stats{
-		PIOExits: d.stats.pioExits.Load(), MMIOExits: d.stats.mmioExits.Load(),
-		UnknownPorts: d.stats.unknownPorts.Load(), Hypercalls: d.stats.hypercalls.Load(),
-		Kicks: d.stats.kicks.Load(), VIRQs: d.stats.virqs.Load(),
+// RAM is the current instance's guest memory; nil once it has been freed
+// (a destroyed or removed domain).
+func (d *Domain) RAM() *RAM {
+	d.releaseMu.RLock()
+	defer d.releaseMu.RUnlock()
+	if d.instance.freed {
+		return nil
 	}
+	return d.ram
 }
 
 // FirstOutput is closed when the domain prints its first console line.
 func (d *Domain) FirstOutput() <-chan struct{} { return d.firstLine }
 
-// Done is closed when every vCPU has stopped.
+// Done is closed when the domain has ended for good: every vCPU has
+// stopped and no restart follows.
 func (d *Domain) Done() <-chan struct{} { return d.done }
 
-// newDomain builds the VM: RAM, tables, kernel, irqchip, vCPUs and devices.
-// Errors wrapping ErrBadKernel are the kernel file's fault.
+// newDomain builds the domain and its first instance. Errors wrapping
+// ErrBadKernel are the kernel's fault. cfg has its defaults applied and is
+// valid.
 func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
-	if cfg.VCPUs < 1 || cfg.VCPUs > MaxVCPUs {
-		return nil, fmt.Errorf("domain %q: vcpus = %d, want 1..%d", cfg.Name, cfg.VCPUs, MaxVCPUs)
-	}
-	if cfg.Memory < MinMemory || cfg.Memory > MaxMemory || cfg.Memory%PageSize != 0 {
-		return nil, fmt.Errorf("domain %q: memory = %d bytes, want a multiple of 4 KiB in [%d, %d]", cfg.Name, cfg.Memory, MinMemory, MaxMemory)
-	}
-	if m := cfg.MaxMemory; m != 0 && (m < cfg.Memory || m > MaxMemory || m%PageSize != 0) {
-		return nil, fmt.Errorf("domain %q: max_memory = %d bytes, want a multiple of 4 KiB in [memory, %d]", cfg.Name, m, MaxMemory)
-	}
-	stacks := uint64(cfg.VCPUs) * StackSize
-	if cfg.Memory < KernelBase+stacks+PageSize {
-		return nil, fmt.Errorf("domain %q: memory %d bytes is too small for %d vCPU stacks", cfg.Name, cfg.Memory, cfg.VCPUs)
-	}
-	if w := cfg.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
-		return nil, fmt.Errorf("%w: domain %q: gnttab max_window_vmas = %d, want %d..%d", ErrBadConfig, cfg.Name, w, MinWindowVMAs, MaxWindowVMAs)
-	}
-	if err := checkLabel(cfg.Label); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	params, err := encodeParams(cfg.Params)
-	if err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	kf, err := os.Open(cfg.Kernel)
-	if err != nil {
-		return nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
-	}
-	defer kf.Close()
-
-	d := &Domain{vmm: v, id: id, cfg: cfg, done: make(chan struct{}), firstLine: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			d.release()
-		}
-	}()
-	// Everything below costs the process kernel objects: reserve them all
-	// before making any.
+	d := &Domain{vmm: v, id: id, cfg: cfg, done: make(chan struct{}), firstLine: make(chan struct{}), wake: make(chan struct{})}
+	// Everything an instance is made of costs the process kernel objects:
+	// reserve them all before making any.
 	u := domainUsage(cfg)
 	if err := v.budget.take(cfg.Name, u, cfg.Gnttab.windowVMAs()); err != nil {
 		return nil, err
 	}
 	d.reserved = u
-	if d.ram, err = NewRAM(cfg.Name, cfg.region()); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	if d.instance, err = v.newInstance(d, 0); err != nil {
+		d.giveBudget()
+		return nil, err
 	}
-	if err := d.ram.mapGuest(cfg.Memory); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	heapEnd := cfg.Memory - stacks
-	if d.kernel, err = LoadELF(kf, d.ram, KernelBase, heapEnd); err != nil {
-		return nil, fmt.Errorf("domain %q: kernel %s: %w", cfg.Name, cfg.Kernel, err)
-	}
-	heapStart := (d.kernel.End + PageSize - 1) &^ (PageSize - 1)
-	if err := writeTables(d.ram); err != nil {
-		return nil, fmt.Errorf("domain %q: page tables: %w", cfg.Name, err)
-	}
-	bi := bootInfo{domid: id, vcpus: uint32(cfg.VCPUs), memSize: cfg.Memory, heapStart: heapStart, heapEnd: heapEnd, params: params}
-	if err := writeBootInfo(d.ram, bi); err != nil {
-		return nil, fmt.Errorf("domain %q: boot info: %w", cfg.Name, err)
-	}
-	d.ram.dropVMMPages()
-
-	if d.vm, err = v.sys.CreateVM(); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := d.vm.SetTSSAddr(tssAddrKVM); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := d.vm.CreateIRQChip(); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := d.vm.SetUserMemoryRegion(slotRAM, 0, 0, d.ram.Size(), d.ram.guestAddr()); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	if err := d.setupGrantMemory(); err != nil {
-		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-	}
-	cpuid := guestCPUID(v.sys.SupportedCPUID())
-	for i := 0; i < cfg.VCPUs; i++ {
-		cpu, err := d.vm.CreateVCPU(i)
-		if err != nil {
-			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-		}
-		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
-		vc.hc.VCPUContext = &vc.ctx
-		d.vcpus = append(d.vcpus, vc)
-		if err := d.initVCPU(cpu, i, cpuid); err != nil {
-			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
-		}
-	}
-	d.serial = &serial{d: d}
-	for _, dev := range []struct {
-		base, size uint16
-		dev        PIODevice
-	}{
-		{PortSerial, 8, d.serial},
-		{PortExit, 1, exitPort{}},
-		{PortCrash, 1, crashPort{}},
-		{PortHypercall, 1, hypercallPort{}},
-	} {
-		if err := d.bus.Insert(dev.base, dev.size, dev.dev); err != nil {
-			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	if cfg.ConsoleLog != "" {
+		if d.consoleLog, err = os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+			d.instance.free(d)
+			d.giveBudget()
+			return nil, fmt.Errorf("domain %q: console log: %w", cfg.Name, err)
 		}
 	}
 	return d, nil
 }
 
+// openKernel returns the kernel image to load and a function closing it.
+func openKernel(cfg DomainConfig) (io.ReaderAt, func(), error) {
+	if cfg.KernelData != nil {
+		return cfg.KernelData, func() {}, nil
+	}
+	kf, err := os.Open(cfg.Kernel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("domain %q: %w: %v", cfg.Name, ErrBadKernel, err)
+	}
+	return kf, func() { kf.Close() }, nil
+}
+
+// newInstance builds a VM for d: RAM, tables, kernel, irqchip, vCPUs and
+// devices. restarts is written to the boot info.
+func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
+	cfg := d.cfg
+	stacks := uint64(cfg.VCPUs) * StackSize
+	params, err := encodeParams(cfg.Params)
+	if err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	kr, closeKernel, err := openKernel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeKernel()
+
+	inst := &instance{}
+	defer func() {
+		if err != nil {
+			inst.free(d)
+		}
+	}()
+	if inst.ram, err = NewRAM(cfg.Name, cfg.region()); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := inst.ram.mapGuest(cfg.Memory); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	heapEnd := cfg.Memory - stacks
+	if inst.kernel, err = LoadELF(kr, inst.ram, KernelBase, heapEnd); err != nil {
+		return nil, fmt.Errorf("domain %q: kernel %s: %w", cfg.Name, cfg.Kernel, err)
+	}
+	heapStart := (inst.kernel.End + PageSize - 1) &^ (PageSize - 1)
+	if err := writeTables(inst.ram); err != nil {
+		return nil, fmt.Errorf("domain %q: page tables: %w", cfg.Name, err)
+	}
+	bi := bootInfo{domid: d.id, vcpus: uint32(cfg.VCPUs), memSize: cfg.Memory, heapStart: heapStart, heapEnd: heapEnd,
+		restarts: uint32(restarts), params: params}
+	if err := writeBootInfo(inst.ram, bi); err != nil {
+		return nil, fmt.Errorf("domain %q: boot info: %w", cfg.Name, err)
+	}
+	inst.ram.dropVMMPages()
+
+	if inst.vm, err = v.sys.CreateVM(); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := inst.vm.SetTSSAddr(tssAddrKVM); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := inst.vm.CreateIRQChip(); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := inst.vm.SetUserMemoryRegion(slotRAM, 0, 0, inst.ram.Size(), inst.ram.guestAddr()); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	if err := inst.setupGrantMemory(cfg); err != nil {
+		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+	}
+	cpuid := guestCPUID(v.sys.SupportedCPUID())
+	for i := 0; i < cfg.VCPUs; i++ {
+		cpu, err := inst.vm.CreateVCPU(i)
+		if err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
+		vc.hc.VCPUContext = &vc.ctx
+		inst.vcpus = append(inst.vcpus, vc)
+		if err := inst.initVCPU(cfg, cpu, i, cpuid); err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+	}
+	inst.tscKHz, inst.tscErr = inst.vcpus[0].ctx.cpu.TSCKHz()
+	inst.serial = &serial{d: d}
+	for _, dev := range []struct {
+		base, size uint16
+		dev        PIODevice
+	}{
+		{PortSerial, 8, inst.serial},
+		{PortExit, 1, exitPort{}},
+		{PortCrash, 1, crashPort{}},
+		{PortHypercall, 1, hypercallPort{}},
+	} {
+		if err := inst.bus.Insert(dev.base, dev.size, dev.dev); err != nil {
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
+		}
+	}
+	return inst, nil
+}
+
 // setupGrantMemory creates the grant table frames and the grant window and
 // registers them with KVM (docs/memory-layout.md).
-func (d *Domain) setupGrantMemory() error {
-	frames := d.cfg.Gnttab.maxFrames()
+func (inst *instance) setupGrantMemory(cfg DomainConfig) error {
+	frames := cfg.Gnttab.maxFrames()
 	if frames > MaxGrantFrames {
 		return fmt.Errorf("gnttab max_frames %d above %d", frames, MaxGrantFrames)
 	}
 	var err error
-	if d.gtab, err = NewRAM(d.cfg.Name+":gnttab", uint64(frames)*PageSize); err != nil {
+	if inst.gtab, err = NewRAM(cfg.Name+":gnttab", uint64(frames)*PageSize); err != nil {
 		return err
 	}
-	if err := d.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, d.gtab.Size(), ramAddr(d.gtab)); err != nil {
+	if err := inst.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, inst.gtab.Size(), ramAddr(inst.gtab)); err != nil {
 		return err
 	}
-	if d.window, err = newGrantWindow(int(d.cfg.Gnttab.windowVMAs())); err != nil {
+	if inst.window, err = newGrantWindow(int(cfg.Gnttab.windowVMAs())); err != nil {
 		return err
 	}
-	if err := d.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, d.window.base); err != nil {
+	if err := inst.vm.SetUserMemoryRegion(slotWindowRW, 0, GrantWindowGPA, GrantWindowHalf, inst.window.base); err != nil {
 		return err
 	}
-	return d.vm.SetUserMemoryRegion(slotWindowRO, kvm.MemReadonly, GrantWindowROGPA, GrantWindowHalf, d.window.base+GrantWindowHalf)
+	return inst.vm.SetUserMemoryRegion(slotWindowRO, kvm.MemReadonly, GrantWindowROGPA, GrantWindowHalf, inst.window.base+GrantWindowHalf)
 }
 
-func (d *Domain) initVCPU(cpu *kvm.VCPU, i int, cpuid []kvm.CPUIDEntry) error {
+func (inst *instance) initVCPU(cfg DomainConfig, cpu *kvm.VCPU, i int, cpuid []kvm.CPUIDEntry) error {
 	// Each vCPU reports its own APIC ID in leaf 1 EBX[31:24] and leaf 0xB.
 	own := make([]kvm.CPUIDEntry, len(cpuid))
 	copy(own, cpuid)
@@ -335,10 +399,10 @@ func (d *Domain) initVCPU(cpu *kvm.VCPU, i int, cpuid []kvm.CPUIDEntry) error {
 		return err
 	}
 	if err := cpu.SetRegs(&kvm.Regs{
-		RIP:    d.kernel.Entry,
+		RIP:    inst.kernel.Entry,
 		RDI:    uint64(i),
 		RSI:    bootInfoGPA,
-		RSP:    stackTop(d.cfg.Memory, i),
+		RSP:    stackTop(cfg.Memory, i),
 		RFLAGS: 0x2,
 	}); err != nil {
 		return err
@@ -351,39 +415,52 @@ func (d *Domain) Start() error {
 	if !d.started.CompareAndSwap(false, true) {
 		return errors.New("domain already started")
 	}
-	d.wg.Add(len(d.vcpus))
-	for _, vc := range d.vcpus {
-		go vc.run(&d.wg)
-	}
-	go func() {
-		d.wg.Wait()
-		d.serial.flush()
-		d.resultMu.Lock()
-		if d.result.Kind == Running {
-			d.result = Result{Kind: Stopped, Reason: "all vCPUs stopped"}
-		}
-		d.resultMu.Unlock()
-		d.vmm.domainStopped(d)
-		close(d.done)
-	}()
+	d.resultMu.Lock()
+	d.startedAt = time.Now()
+	d.resultMu.Unlock()
+	d.vmm.log.Info("domain started", "domain", d.cfg.Name, "id", d.id, "vcpus", d.cfg.VCPUs, "memory", d.cfg.Memory)
+	d.instance.startVCPUs()
+	go d.supervise()
 	return nil
 }
 
-// Stop ends the domain from the host side with the given reason. It returns
-// without waiting; use Wait.
+// startVCPUs starts one goroutine per vCPU.
+func (inst *instance) startVCPUs() {
+	inst.wg.Add(len(inst.vcpus))
+	for _, vc := range inst.vcpus {
+		go vc.run(&inst.wg)
+	}
+}
+
+// Stop ends the domain from the host side with the given reason; it is
+// not restarted, whatever its policy, and a pending restart is cancelled.
+// It returns without waiting; use Wait.
 func (d *Domain) Stop(reason string) {
+	d.hostStop.Store(true)
+	d.wakeOnce.Do(func() { close(d.wake) })
 	d.finish(Result{Kind: Stopped, Reason: reason})
 }
 
 // Kick forces every vCPU out of KVM_RUN once; the domain keeps running.
 // Tests use it to stress the kick path.
 func (d *Domain) Kick() {
-	for _, vc := range d.vcpus {
+	d.releaseMu.RLock()
+	defer d.releaseMu.RUnlock()
+	d.instance.kickLocked()
+}
+
+// kickLocked kicks every vCPU of a live instance. Preconditions:
+// Domain.releaseMu held (for reading or writing).
+func (inst *instance) kickLocked() {
+	if inst.freed {
+		return
+	}
+	for _, vc := range inst.vcpus {
 		vc.kick()
 	}
 }
 
-// Wait blocks until every vCPU has stopped and returns the result.
+// Wait blocks until the domain has ended for good and returns the result.
 func (d *Domain) Wait() Result {
 	if !d.started.Load() {
 		return Result{Kind: Stopped, Reason: "never started"}
@@ -399,17 +476,19 @@ func (d *Domain) Result() Result {
 	return d.result
 }
 
-// finish records the first result and stops every vCPU.
+// finish records the first result of the current instance and stops its
+// vCPUs.
 func (d *Domain) finish(r Result) {
 	d.resultMu.Lock()
 	if d.result.Kind == Running {
 		d.result = r
 	}
+	inst := d.instance
 	d.resultMu.Unlock()
-	d.stopping.Store(true)
-	for _, vc := range d.vcpus {
-		vc.kick()
-	}
+	inst.stopping.Store(true)
+	d.releaseMu.RLock()
+	inst.kickLocked()
+	d.releaseMu.RUnlock()
 }
 
 // crash stops the domain as crashed, with the registers of vCPU v.
@@ -422,19 +501,21 @@ func (d *Domain) crash(v *vcpu, reason string, vector int) {
 	if s, err := v.ctx.cpu.Sregs(); err == nil {
 		f.CR2 = s.CR2
 	}
+	f.Symbol = d.kernel.Symbolize(f.RIP)
 	d.finish(Result{Kind: Crashed, Reason: reason, Fault: f})
 }
 
 // InjectInterrupt sends vector to the local APIC of vCPU cpu as a fixed,
 // edge-triggered MSI. It is safe from any goroutine. delivered is false if
-// the APIC dropped it (for example, not yet software-enabled by the guest).
+// the APIC dropped it (for example, not yet software-enabled by the guest)
+// or the domain's VM is gone.
 func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err error) {
-	if cpu < 0 || cpu >= len(d.vcpus) {
+	if cpu < 0 || cpu >= d.cfg.VCPUs {
 		return false, fmt.Errorf("inject vector %#x: domain %q has no vCPU %d", vector, d.cfg.Name, cpu)
 	}
 	d.releaseMu.RLock()
 	defer d.releaseMu.RUnlock()
-	if d.released {
+	if d.instance.freed {
 		return false, nil
 	}
 	delivered, err = d.vm.SignalMSI(kvm.MSIAddress(uint8(cpu)), uint32(vector))
@@ -447,8 +528,13 @@ func (d *Domain) InjectInterrupt(cpu int, vector uint8) (delivered bool, err err
 }
 
 // TSCKHz is the guest TSC frequency in kHz, for converting guest-measured
-// cycles to time.
-func (d *Domain) TSCKHz() (uint64, error) { return d.vcpus[0].ctx.cpu.TSCKHz() }
+// cycles to time. It is read when the VM is built, so it stays available
+// after the domain has ended.
+func (d *Domain) TSCKHz() (uint64, error) {
+	d.releaseMu.RLock()
+	defer d.releaseMu.RUnlock()
+	return d.tscKHz, d.tscErr
+}
 
 // InjectVIRQ raises the domain's VIRQ on vCPU 0.
 func (d *Domain) InjectVIRQ() (bool, error) {
@@ -464,45 +550,73 @@ func (d *Domain) emitLine(line string) {
 	d.vmm.console(d, line)
 }
 
-// release frees the VM, vCPUs and RAM. The vCPUs must not be running.
-func (d *Domain) release() error {
+// free closes the instance's vCPUs, VM and memory. The vCPUs must not be
+// running. It is idempotent.
+func (inst *instance) free(d *Domain) error {
+	d.releaseMu.Lock()
+	if inst.freed {
+		d.releaseMu.Unlock()
+		return nil
+	}
+	inst.freed = true
+	d.releaseMu.Unlock()
 	var errs []error
+	for _, vc := range inst.vcpus {
+		if err := vc.ctx.cpu.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if inst.vm != nil {
+		if err := inst.vm.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if inst.ram != nil {
+		if err := inst.ram.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if inst.gtab != nil {
+		if err := inst.gtab.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := inst.window.close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// giveBudget returns the domain's reservation to the VMM's budget.
+func (d *Domain) giveBudget() {
+	d.vmm.budget.give(d.reserved)
+	d.reserved = usage{}
+}
+
+// release forgets the domain in Argo and the grant tables and frees its
+// instance and console log. The vCPUs must not be running.
+func (d *Domain) release() error {
+	var err error
 	d.destroyOnce.Do(func() {
 		// Forget the domain in Argo before its RAM goes: no ring may
 		// point into unmapped memory.
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
 		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
 		d.vmm.memop.RemoveDomain(memop.DomainID(d.id))
-		d.releaseMu.Lock()
-		d.released = true
-		d.releaseMu.Unlock()
-		for _, vc := range d.vcpus {
-			if err := vc.ctx.cpu.Close(); err != nil {
-				errs = append(errs, err)
+		err = d.instance.free(d)
+		d.giveBudget()
+		if d.consoleLog != nil {
+			d.vmm.outMu.Lock()
+			if cerr := d.consoleLog.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
 			}
-		}
-		if d.vm != nil {
-			if err := d.vm.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if d.ram != nil {
-			if err := d.ram.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if d.gtab != nil {
-			if err := d.gtab.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := d.window.close(); err != nil {
-			errs = append(errs, err)
+			d.consoleLog = nil
+			d.vmm.outMu.Unlock()
 		}
 		d.vmm.budget.give(d.reserved)
 		d.reserved = usage{}
 	})
-	return errors.Join(errs...)
+	return err
 }
 
 // checkLabel accepts a label of printable ASCII, at most argo.MaxLabelLen

@@ -5,17 +5,72 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 )
 
 // ErrBadKernel marks every problem with a kernel file: unreadable, not an
 // x86-64 ELF executable, or segments that do not fit the domain's RAM.
 var ErrBadKernel = errors.New("invalid kernel")
 
-// KernelImage is a loaded kernel: its entry point and the first free byte
-// after its highest segment.
+// KernelImage is a loaded kernel: its entry point, the first free byte
+// after its highest segment, and its symbols (for crash reports).
 type KernelImage struct {
 	Entry uint64
 	End   uint64
+	// Symbols are the kernel's function and object symbols (and labels
+	// such as ud2_here), sorted by address; empty for a stripped kernel.
+	Symbols []Symbol
+}
+
+// Symbol is one entry of the kernel's symbol table.
+type Symbol struct {
+	Name       string
+	Addr, Size uint64
+}
+
+// Symbolize turns an address into "symbol+0xoffset" using the nearest
+// symbol at or below it: a label (size zero, such as an assembler label
+// inside a function) at the nearest address, else a sized symbol that
+// covers the address. It returns "" when no symbol fits.
+func (k *KernelImage) Symbolize(addr uint64) string {
+	i := sort.Search(len(k.Symbols), func(i int) bool { return k.Symbols[i].Addr > addr }) - 1
+	if i < 0 {
+		return ""
+	}
+	top := k.Symbols[i].Addr
+	for ; i >= 0; i-- {
+		s := k.Symbols[i]
+		if s.Size > 0 && addr < s.Addr+s.Size || s.Size == 0 && s.Addr == top {
+			return fmt.Sprintf("%s+%#x", s.Name, addr-s.Addr)
+		}
+	}
+	return ""
+}
+
+// symbols reads the symbol table; a kernel without one has none.
+func symbols(f *elf.File) []Symbol {
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil
+	}
+	var out []Symbol
+	for _, s := range syms {
+		t := elf.ST_TYPE(s.Info)
+		if s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE ||
+			(t != elf.STT_FUNC && t != elf.STT_NOTYPE && t != elf.STT_OBJECT) {
+			continue
+		}
+		out = append(out, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size})
+	}
+	// By address; at one address, labels (size 0) before sized symbols so
+	// that the sized one, found first by the search from above, wins.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Addr != out[j].Addr {
+			return out[i].Addr < out[j].Addr
+		}
+		return out[i].Size < out[j].Size
+	})
+	return out
 }
 
 // LoadELF copies the PT_LOAD segments of an ELF64 x86-64 executable into
@@ -72,5 +127,6 @@ func LoadELF(r io.ReaderAt, mem PhysMemory, lo, hi uint64) (KernelImage, error) 
 	if !entryOK {
 		return KernelImage{}, fmt.Errorf("%w: entry point %#x is not inside an executable segment", ErrBadKernel, f.Entry)
 	}
+	img.Symbols = symbols(f)
 	return img, nil
 }

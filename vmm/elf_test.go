@@ -22,6 +22,13 @@ type testELF struct {
 	typ     elf.Type
 	entry   uint64
 	segs    []testSeg
+	syms    []testSym // if any: a .symtab, .strtab and section headers
+}
+
+type testSym struct {
+	name       string
+	addr, size uint64
+	typ        elf.SymType
 }
 
 // build writes a minimal ELF64 file: header, program headers, segment data.
@@ -63,7 +70,106 @@ func (e testELF) build() []byte {
 		b.Write(ph)
 	}
 	b.Write(data.Bytes())
+	if len(e.syms) > 0 {
+		appendSymtab(&b, e.syms)
+	}
 	return b.Bytes()
+}
+
+// appendSymtab adds a symbol table, its string table, the section name
+// table and the section headers (null, .text, .symtab, .strtab,
+// .shstrtab), and points the ELF header at them.
+func appendSymtab(b *bytes.Buffer, syms []testSym) {
+	le := binary.LittleEndian
+	strtab := []byte{0}
+	symtab := make([]byte, 24) // the null symbol
+	for _, s := range syms {
+		ent := make([]byte, 24)
+		le.PutUint32(ent[0:], uint32(len(strtab)))
+		ent[4] = byte(elf.STB_GLOBAL)<<4 | byte(s.typ)
+		le.PutUint16(ent[6:], 1) // .text
+		le.PutUint64(ent[8:], s.addr)
+		le.PutUint64(ent[16:], s.size)
+		symtab = append(symtab, ent...)
+		strtab = append(append(strtab, s.name...), 0)
+	}
+	shstr := []byte("\x00.text\x00.symtab\x00.strtab\x00.shstrtab\x00")
+	symOff := uint64(b.Len())
+	b.Write(symtab)
+	strOff := uint64(b.Len())
+	b.Write(strtab)
+	shstrOff := uint64(b.Len())
+	b.Write(shstr)
+	for b.Len()%8 != 0 {
+		b.WriteByte(0)
+	}
+	shoff := uint64(b.Len())
+	sh := func(name uint32, typ elf.SectionType, flags elf.SectionFlag, addr, off, size uint64, link, info uint32, entsize uint64) {
+		h := make([]byte, 64)
+		le.PutUint32(h[0:], name)
+		le.PutUint32(h[4:], uint32(typ))
+		le.PutUint64(h[8:], uint64(flags))
+		le.PutUint64(h[16:], addr)
+		le.PutUint64(h[24:], off)
+		le.PutUint64(h[32:], size)
+		le.PutUint32(h[40:], link)
+		le.PutUint32(h[44:], info)
+		le.PutUint64(h[48:], 1)
+		le.PutUint64(h[56:], entsize)
+		b.Write(h)
+	}
+	sh(0, elf.SHT_NULL, 0, 0, 0, 0, 0, 0, 0)
+	sh(1, elf.SHT_NOBITS, elf.SHF_ALLOC|elf.SHF_EXECINSTR, KernelBase, 0, 0x1000, 0, 0, 0)
+	sh(7, elf.SHT_SYMTAB, 0, 0, symOff, uint64(len(symtab)), 3, 1, 24)
+	sh(15, elf.SHT_STRTAB, 0, 0, strOff, uint64(len(strtab)), 0, 0, 0)
+	sh(23, elf.SHT_STRTAB, 0, 0, shstrOff, uint64(len(shstr)), 0, 0, 0)
+	out := b.Bytes()
+	le.PutUint64(out[40:], shoff) // e_shoff
+	le.PutUint16(out[58:], 64)    // e_shentsize
+	le.PutUint16(out[60:], 5)     // e_shnum
+	le.PutUint16(out[62:], 4)     // e_shstrndx
+}
+
+func TestLoadELFSymbols(t *testing.T) {
+	e := goodELF()
+	e.syms = []testSym{
+		{"_start", KernelBase, 4, elf.STT_FUNC},
+		{"guest_main", KernelBase + 4, 8, elf.STT_FUNC},
+		{"ud2_here", KernelBase + 8, 0, elf.STT_NOTYPE}, // a label inside guest_main
+		{"table", KernelBase + 0x1000, 0x10, elf.STT_OBJECT},
+		{"file.c", 0, 0, elf.STT_FILE}, // not an address
+	}
+	img, err := LoadELF(bytes.NewReader(e.build()), make(SliceMemory, 4<<20), KernelBase, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Symbols) != 4 {
+		t.Fatalf("symbols = %+v, want the 4 address symbols", img.Symbols)
+	}
+	for addr, want := range map[uint64]string{
+		KernelBase:          "_start+0x0",
+		KernelBase + 3:      "_start+0x3",
+		KernelBase + 6:      "guest_main+0x2",
+		KernelBase + 8:      "ud2_here+0x0", // the nearest symbol: the label inside guest_main
+		KernelBase + 0xB:    "ud2_here+0x3",
+		KernelBase + 0xC:    "ud2_here+0x4", // past guest_main: the nearest label
+		KernelBase + 0x1008: "table+0x8",
+		KernelBase + 0x1010: "", // past the object, no label at its address
+		KernelBase - 1:      "",
+	} {
+		if got := img.Symbolize(addr); got != want {
+			t.Errorf("Symbolize(%#x) = %q, want %q", addr, got, want)
+		}
+	}
+	// A stripped kernel loads and symbolizes nothing.
+	img, err = LoadELF(bytes.NewReader(goodELF().build()), make(SliceMemory, 4<<20), KernelBase, 4<<20)
+	if err != nil || len(img.Symbols) != 0 || img.Symbolize(KernelBase) != "" {
+		t.Errorf("stripped: %+v, %v", img, err)
+	}
+	f := Fault{Vector: 6, RIP: KernelBase + 8, Symbol: "guest_main+0x4"}
+	if got := f.String(); got != "#UD (vector 6) at rip=0x100008 <guest_main+0x4> on vcpu 0 error=0x0" {
+		t.Errorf("Fault.String() = %q", got)
+	}
 }
 
 func goodELF() testELF {

@@ -85,4 +85,8 @@ func (d *Domain) GnttabStats() gnttab.Stats {
 }
 
 // GrantWindowStats returns the domain's grant-window budget counters.
-func (d *Domain) GrantWindowStats() WindowStats { return d.window.stats() }
+func (d *Domain) GrantWindowStats() WindowStats {
+	d.releaseMu.RLock() // the instance may be swapped by a restart
+	defer d.releaseMu.RUnlock()
+	return d.window.stats()
+}

@@ -2,6 +2,9 @@ package vmm
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/argovisor/argovisor/hcall"
 )
 
 // Hypercall numbers (Xen's numbering).
@@ -58,31 +61,31 @@ func (hypercallPort) PIOWrite(c *VCPUContext, _ uint16, data []byte) {
 	r := c.Regs()
 	h.Nr = le32(data)
 	h.Args = [5]uint64{r.RDI, r.RSI, r.RDX, r.R10, r.R8}
-	d.stats.hypercalls.Add(1)
+	var begin time.Time
+	trace := d.vmm.opts.TraceHypercalls != nil && d.vmm.traced(d)
+	if trace {
+		begin = time.Now()
+	}
 	var ret int64
 	if h.Nr < maxHypercall && d.vmm.hypercalls[h.Nr] != nil {
 		ret = d.vmm.hypercalls[h.Nr](h)
 	} else {
 		ret = -ENOSYS
 	}
-	if t := d.vmm.opts.TraceHypercalls; t != nil {
-		d.vmm.traceHypercall(t, h, ret)
+	d.stats.count(h.Nr, h.Args[0], ret)
+	if trace {
+		d.vmm.traceHypercall(d.vmm.opts.TraceHypercalls, h, ret, time.Since(begin))
 	}
 	c.SetRAX(uint64(ret))
 }
 
 func nullHypercall(*Hypercall) int64 { return 0 }
 
-func hypercallName(nr uint32) string {
-	switch nr {
-	case HypercallMemoryOp:
-		return "memory_op"
-	case HypercallGrantTableOp:
-		return "grant_table_op"
-	case HypercallArgoOp:
-		return "argo_op"
-	case HypercallNull:
-		return "null"
+// FormatHypercallResult renders a hypercall's return value: the number,
+// or the errno name for a negative one ("-ECONNREFUSED").
+func FormatHypercallResult(ret int64) string {
+	if ret < 0 && ret > -4096 {
+		return "-" + hcall.ErrnoName(ret)
 	}
-	return fmt.Sprintf("hypercall_%d", nr)
+	return fmt.Sprint(ret)
 }

@@ -64,6 +64,7 @@ type bootInfo struct {
 	memSize   uint64
 	heapStart uint64
 	heapEnd   uint64
+	restarts  uint32 // how many times the domain has been restarted
 	params    []byte
 }
 
@@ -112,6 +113,7 @@ func writeBootInfo(mem PhysMemory, bi bootInfo) error {
 	le.PutUint16(b[52:], PortCrash)
 	le.PutUint16(b[54:], PortHypercall)
 	le.PutUint32(b[56:], uint32(len(bi.params)))
+	le.PutUint32(b[60:], bi.restarts)
 	copy(b[paramsOffset:], bi.params)
 	return nil
 }

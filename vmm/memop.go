@@ -94,7 +94,10 @@ type MemoryStats struct {
 // MemoryStats returns the domain's reservation, counters and host memory.
 func (d *Domain) MemoryStats() MemoryStats {
 	s, _ := d.vmm.memop.Stats(memop.DomainID(d.id))
-	b, _ := d.ram.AllocatedBytes()
+	var b uint64
+	if ram := d.RAM(); ram != nil {
+		b, _ = ram.AllocatedBytes()
+	}
 	return MemoryStats{Stats: s, Backing: b}
 }
 
@@ -104,12 +107,27 @@ func (v *VMM) framesInUse(id memop.DomainID, gfn, n uint64) bool {
 	return v.gnttab.FramesInUse(gnttab.DomainID(id), gfn, n) || v.argo.HasRingPage(argo.DomainID(id), gfn, n)
 }
 
-// domainRAM finds a domain's RAM for the memory backing.
+// domainRAM finds a domain's current RAM for the memory backing.
 func (v *VMM) domainRAM(id memop.DomainID) *RAM {
 	if d := v.Domain(uint16(id)); d != nil {
-		return d.ram
+		return d.RAM()
 	}
 	return nil
+}
+
+// addInstance makes a domain's instance known to memop, Argo and the grant
+// tables, in that order: the other two reach its memory through the
+// physmap (physMem), so nothing is ever set up on an empty frame.
+func (v *VMM) addInstance(d *Domain, inst *instance) error {
+	var err error
+	if inst.p2m, err = v.memop.AddDomain(memop.DomainID(d.id), memop.Config{Pages: d.cfg.Memory / PageSize, MaxPages: d.cfg.region() / PageSize}); err != nil {
+		return err
+	}
+	inst.phys = physMem{ram: inst.ram, p2m: inst.p2m}
+	if err := v.argo.AddDomain(argo.DomainID(d.id), inst.phys, d.cfg.argoPolicy()); err != nil {
+		return err
+	}
+	return v.gnttab.AddDomain(gnttab.DomainID(d.id), inst.phys, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
 }
 
 // gnttabFrames implements gnttab.Frames over memop. GrantTables calls it

@@ -30,8 +30,11 @@ type Fault struct {
 	Vector    int // exception vector, -1 if not an exception
 	ErrorCode uint64
 	RIP       uint64
-	CR2       uint64
-	Regs      kvm.Regs // at the fault when the firmware saved them, else at the exit
+	// Symbol is RIP as symbol+offset from the kernel's symbol table
+	// ("ud2_here+0x0"); empty when the kernel has none covering RIP.
+	Symbol string
+	CR2    uint64
+	Regs   kvm.Regs // at the fault when the firmware saved them, else at the exit
 }
 
 // ExceptionName is the mnemonic of an x86 exception vector ("#UD").
@@ -47,15 +50,22 @@ func ExceptionName(v int) string {
 func (f *Fault) String() string {
 	var b strings.Builder
 	if f.Vector >= 0 {
-		fmt.Fprintf(&b, "%s (vector %d) at rip=%#x on vcpu %d", ExceptionName(f.Vector), f.Vector, f.RIP, f.VCPU)
+		fmt.Fprintf(&b, "%s (vector %d) at rip=%#x%s on vcpu %d", ExceptionName(f.Vector), f.Vector, f.RIP, f.symbolSuffix(), f.VCPU)
 		if f.Vector == 14 {
 			fmt.Fprintf(&b, " cr2=%#x", f.CR2)
 		}
 		fmt.Fprintf(&b, " error=%#x", f.ErrorCode)
 	} else {
-		fmt.Fprintf(&b, "%s at rip=%#x on vcpu %d", f.Reason, f.RIP, f.VCPU)
+		fmt.Fprintf(&b, "%s at rip=%#x%s on vcpu %d", f.Reason, f.RIP, f.symbolSuffix(), f.VCPU)
 	}
 	return b.String()
+}
+
+func (f *Fault) symbolSuffix() string {
+	if f.Symbol == "" {
+		return ""
+	}
+	return " <" + f.Symbol + ">"
 }
 
 // RegisterDump formats the saved registers, four per line.

@@ -48,7 +48,7 @@ func stormVMM(t *testing.T, names ...string) (*VMM, []*Domain) {
 	v.gnttab = gnttab.New(grantWindows{v}, nil)
 	var ds []*Domain
 	for i, name := range names {
-		d := &Domain{vmm: v, id: uint16(i + 1), cfg: DomainConfig{Name: name, Memory: 16 << 20}}
+		d := &Domain{vmm: v, id: uint16(i + 1), cfg: DomainConfig{Name: name, Memory: 16 << 20}, instance: &instance{}}
 		var err error
 		if d.ram, err = NewRAM(name, d.cfg.Memory); err != nil {
 			t.Fatal(err)

@@ -31,7 +31,7 @@ func bareVMM() *VMM {
 // populated) and a one-frame grant table.
 func bareDomain(t *testing.T, v *VMM, id uint16, size, populated uint64) *Domain {
 	t.Helper()
-	d := &Domain{vmm: v, id: id, cfg: DomainConfig{Name: "d", Memory: populated, MaxMemory: size}}
+	d := &Domain{vmm: v, id: id, cfg: DomainConfig{Name: "d", Memory: populated, MaxMemory: size}, instance: &instance{}}
 	var err error
 	if d.ram, err = NewRAM("transfer-test", size); err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func grantAccess(d *Domain, ref uint32, to uint16, gfn uint32, ro bool) {
 	atomic.StoreUint32(entryWord(d, ref), f|uint32(to)<<16)
 }
 
-// The statuses guest/programs/gntxfer.c (mode tester) expects, replayed
+// The statuses guest/fixtures/gntxfer.c (mode tester) expects, replayed
 // here over real RAM and the real glue, since the KVM test cannot run on
 // every machine: frames that are not the caller's to give keep their
 // page (bad_page), and every later failure loses it.

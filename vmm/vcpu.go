@@ -104,6 +104,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 	// The thread is discarded when the goroutine ends still locked: a
 	// later goroutine never inherits its signal state.
 	d := v.ctx.Domain
+	inst := d.instance // set before this goroutine started
 	cpu := v.ctx.cpu
 	v.mu.Lock()
 	v.tid = unix.Gettid()
@@ -122,7 +123,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 		case <-v.intr:
 		default:
 		}
-		if d.stopping.Load() {
+		if inst.stopping.Load() {
 			break
 		}
 		exit, err := cpu.Run()
@@ -133,6 +134,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				// kick is never lost.
 				cpu.SetImmediateExit(false)
 				d.stats.kicks.Add(1)
+				d.stats.exits[exitKick].Add(1)
 				continue
 			}
 			if errors.Is(err, unix.EFAULT) {
@@ -153,6 +155,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 // handle dispatches one decoded exit.
 func (v *vcpu) handle(exit kvm.Exit) {
 	d := v.ctx.Domain
+	d.stats.exits[exitKind(exit.Reason)].Add(1)
 	switch exit.Reason {
 	case kvm.ExitIO:
 		d.stats.pioExits.Add(1)

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
@@ -20,8 +23,15 @@ type Options struct {
 	// Console receives every console line of every domain. Default: write
 	// "[name] line" to standard output.
 	Console func(d *Domain, line string)
-	// TraceHypercalls, if set, receives one line per hypercall.
+	// TraceHypercalls, if set, receives one line per hypercall: domain,
+	// vCPU, name with sub-operation, arguments, result (errno names for
+	// errors) and the time the handler took.
 	TraceHypercalls io.Writer
+	// TraceDomains, if non-empty, limits the trace to the domains named.
+	TraceDomains []string
+	// Logger receives the VMM's messages (domain started, ended, crashed,
+	// restarted, removed). Default: none.
+	Logger *slog.Logger
 	// Budget divides the process's limits among the domains
 	// (docs/limits.md). Default: a new one over ReadHostLimits. VMMs
 	// sharing a process should share one.
@@ -32,6 +42,7 @@ type Options struct {
 type VMM struct {
 	sys    *kvm.System
 	opts   Options
+	log    *slog.Logger
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
 	memop  *memop.Memop
@@ -41,15 +52,16 @@ type VMM struct {
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
 
-	// mu guards domains, byID, nextID, onStop and statm. It is taken for reading
-	// on every VIRQ and grant-window lookup by id. Lock order: before
-	// Domain.resultMu.
-	mu      sync.RWMutex
-	domains []*Domain
-	byID    map[uint16]*Domain
-	nextID  uint16
-	onStop  []func(*Domain)
-	statm   *os.File // /proc/self/statm, opened for the first report_memory domain
+	// mu guards domains, byID, nextID, creating, onStop and statm. It is
+	// taken for reading on every VIRQ and grant-window lookup by id. Lock
+	// order: before Domain.resultMu.
+	mu       sync.RWMutex
+	domains  []*Domain
+	byID     map[uint16]*Domain
+	nextID   uint16
+	creating []string // names of domains being built
+	onStop   []func(*Domain)
+	statm    *os.File // /proc/self/statm, opened for the first report_memory domain
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
@@ -74,7 +86,10 @@ func New(opts Options) (*VMM, error) {
 		}
 		budget = NewBudget(h)
 	}
-	v := &VMM{sys: sys, opts: opts, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
+	v := &VMM{sys: sys, opts: opts, log: opts.Logger, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
 	v.memop = memop.New(ramBacking{v.domainRAM}, v.framesInUse)
@@ -100,22 +115,33 @@ func (v *VMM) SetHypercall(nr uint32, h HypercallHandler) error {
 }
 
 // OnDomainStopped registers f to run (on a VMM goroutine) each time a
-// domain's vCPUs have all stopped, before Wait returns for it.
+// domain's vCPUs have all stopped, before Wait returns for it — once per
+// instance for a domain that is restarted.
 func (v *VMM) OnDomainStopped(f func(*Domain)) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.onStop = append(v.onStop, f)
 }
 
-// CreateDomain builds a domain and gives it the next domain id. It does not
-// start it. Errors wrapping ErrBadKernel mean the kernel file is unusable.
+// CreateDomain applies cfg's defaults, validates it, builds the domain and
+// gives it the next domain id. It does not start it. Errors wrapping
+// ErrBadConfig mean cfg is invalid, ErrBadKernel that the kernel is
+// unusable.
 func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	v.mu.Lock()
 	for _, d := range v.domains {
 		if d.cfg.Name == cfg.Name {
 			v.mu.Unlock()
-			return nil, fmt.Errorf("domain name %q already in use", cfg.Name)
+			return nil, fmt.Errorf("%w: %w: %q", ErrBadConfig, ErrNameInUse, cfg.Name)
 		}
+	}
+	if slices.Contains(v.creating, cfg.Name) {
+		v.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w: %q", ErrBadConfig, ErrNameInUse, cfg.Name)
 	}
 	if v.nextID >= 0x7FF0 {
 		v.mu.Unlock()
@@ -123,29 +149,25 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	}
 	id := v.nextID
 	v.nextID++
+	// Reserve the name while the VM is built.
+	v.creating = append(v.creating, cfg.Name)
 	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.creating = slices.DeleteFunc(v.creating, func(n string) bool { return n == cfg.Name })
+		v.mu.Unlock()
+	}()
+
 	if cfg.ReportMemory {
 		if err := v.openStatm(); err != nil {
 			return nil, err
 		}
 	}
-
 	d, err := v.newDomain(id, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if d.p2m, err = v.memop.AddDomain(memop.DomainID(id), memop.Config{Pages: cfg.Memory / PageSize, MaxPages: cfg.region() / PageSize}); err != nil {
-		d.release()
-		return nil, err
-	}
-	d.phys = physMem{ram: d.ram, p2m: d.p2m}
-	pol := cfg.Argo.argo()
-	pol.Name, pol.Label = cfg.Name, cfg.Label
-	if err := v.argo.AddDomain(argo.DomainID(id), d.phys, pol); err != nil {
-		d.release()
-		return nil, err
-	}
-	if err := v.gnttab.AddDomain(gnttab.DomainID(id), d.phys, d.gtab.Bytes(), GrantTableGPA, cfg.Gnttab.gnttab()); err != nil {
+	if err := v.addInstance(d, d.instance); err != nil {
 		d.release()
 		return nil, err
 	}
@@ -153,7 +175,57 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	v.domains = append(v.domains, d)
 	v.byID[d.id] = d
 	v.mu.Unlock()
+	v.log.Debug("domain created", "domain", cfg.Name, "id", id)
 	return d, nil
+}
+
+// RemoveDomain destroys domain id now: it stops it if it is still running
+// (no restart follows), waits for its vCPUs, tears down its Argo and
+// grant-table state as on any death, frees its VM, memory and file
+// descriptors, and forgets it, so that its name can be used again. Its id
+// is not reused.
+func (v *VMM) RemoveDomain(id uint16) error {
+	d := v.Domain(id)
+	if d == nil {
+		return fmt.Errorf("remove domain %d: %w", id, ErrNoDomain)
+	}
+	if d.started.Load() {
+		d.Stop("destroyed")
+		<-d.done
+	}
+	v.mu.Lock()
+	if v.byID[id] != d {
+		v.mu.Unlock()
+		return fmt.Errorf("remove domain %d: %w", id, ErrNoDomain)
+	}
+	v.domains = slices.DeleteFunc(v.domains, func(o *Domain) bool { return o == d })
+	delete(v.byID, id)
+	v.mu.Unlock()
+	err := d.release()
+	v.log.Info("domain removed", "domain", d.cfg.Name, "id", id)
+	if err != nil {
+		return fmt.Errorf("remove domain %q: %w", d.cfg.Name, err)
+	}
+	return nil
+}
+
+// ErrNoDomain is returned for a domain id or name that does not exist.
+var ErrNoDomain = errors.New("no such domain")
+
+// ErrNameInUse is returned by CreateDomain for a name another domain has
+// (it also wraps ErrBadConfig).
+var ErrNameInUse = errors.New("domain name already in use")
+
+// DomainByName finds a domain by name.
+func (v *VMM) DomainByName(name string) *Domain {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, d := range v.domains {
+		if d.cfg.Name == name {
+			return d
+		}
+	}
+	return nil
 }
 
 // Domains lists the domains in creation order.
@@ -170,13 +242,28 @@ func (v *VMM) Domain(id uint16) *Domain {
 	return v.byID[id]
 }
 
-func (v *VMM) domainStopped(d *Domain) {
+// domainStopped runs on the supervisor each time an instance of d has
+// stopped: r is how it ended.
+func (v *VMM) domainStopped(d *Domain, r Result) {
 	// Its rings, its requests and other domains' rings partnered with it
 	// go now, while the others keep running; so do its mappings of others'
 	// pages and others' mappings of its pages (revoked, mappers told).
 	v.argo.Teardown(argo.DomainID(d.id))
 	v.gnttab.DomainDied(gnttab.DomainID(d.id))
 	v.memop.DomainDied(memop.DomainID(d.id))
+	// Reported when it happens, not when the last domain ends.
+	attrs := []any{"domain", d.cfg.Name, "id", d.id, "result", r.String()}
+	switch {
+	case r.Kind == Crashed:
+		if r.Fault != nil && r.Fault.Symbol != "" {
+			attrs = append(attrs, "symbol", r.Fault.Symbol)
+		}
+		v.log.Error("domain crashed", attrs...)
+	case r.OK():
+		v.log.Info("domain ended", attrs...)
+	default:
+		v.log.Warn("domain ended", attrs...)
+	}
 	v.mu.Lock()
 	hooks := append(([]func(*Domain))(nil), v.onStop...)
 	v.mu.Unlock()
@@ -225,6 +312,10 @@ func (v *VMM) Close() error {
 func (v *VMM) console(d *Domain, line string) {
 	v.outMu.Lock()
 	defer v.outMu.Unlock()
+	if d.consoleLog != nil {
+		fmt.Fprintf(d.consoleLog, "[%s] %s\n", d.cfg.Name, line)
+		return
+	}
 	if v.opts.Console != nil {
 		v.opts.Console(d, line)
 		return
@@ -232,10 +323,15 @@ func (v *VMM) console(d *Domain, line string) {
 	fmt.Fprintf(os.Stdout, "[%s] %s\n", d.cfg.Name, line)
 }
 
-func (v *VMM) traceHypercall(w io.Writer, h *Hypercall, ret int64) {
+// traced reports whether d's hypercalls are traced.
+func (v *VMM) traced(d *Domain) bool {
+	return len(v.opts.TraceDomains) == 0 || slices.Contains(v.opts.TraceDomains, d.cfg.Name)
+}
+
+func (v *VMM) traceHypercall(w io.Writer, h *Hypercall, ret int64, took time.Duration) {
 	v.outMu.Lock()
 	defer v.outMu.Unlock()
 	a := h.Args
-	fmt.Fprintf(w, "[%s] vcpu%d %s(%#x, %#x, %#x, %#x, %#x) = %d\n",
-		h.Domain.cfg.Name, h.Index, hypercallName(h.Nr), a[0], a[1], a[2], a[3], a[4], ret)
+	fmt.Fprintf(w, "[%s] vcpu%d %s(%#x, %#x, %#x, %#x, %#x) = %s %v\n",
+		h.Domain.cfg.Name, h.Index, HypercallOpName(h.Nr, a[0]), a[0], a[1], a[2], a[3], a[4], FormatHypercallResult(ret), took)
 }

@@ -123,6 +123,9 @@ uint16_t guest_domid(void);
 unsigned guest_cpu_id(void);      /* index of the calling vCPU (= APIC ID) */
 unsigned guest_cpu_count(void);   /* number of vCPUs (capped at GUEST_MAX_CPUS) */
 uint64_t guest_ram_size(void);
+/* How many times the VMM has restarted this domain (on_exit/on_crash =
+ * "restart"): 0 on its first boot. The only state that survives a restart. */
+unsigned guest_restart_count(void);
 
 /* Value of `key` in the boot-info params block, or NULL if absent. */
 const char *guest_param(const char *key);

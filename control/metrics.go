@@ -1,0 +1,107 @@
+package control
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector reads the live counters from the backend at every scrape; it
+// keeps no state of its own (no package-level registry either).
+type collector struct {
+	b Backend
+
+	info, vcpus, memory, uptime, restarts *prometheus.Desc
+	exits, hypercalls, hcErrors, virqs    *prometheus.Desc
+
+	argoMsgs, argoBytes, argoEAGAIN, argoNotifies *prometheus.Desc
+	argoWakeups, argoErrors, argoRings            *prometheus.Desc
+
+	gntMaps, gntUnmaps, gntCopies, gntCopyBytes *prometheus.Desc
+	gntRevoked, gntMapped, gntErrors            *prometheus.Desc
+}
+
+func newCollector(b Backend) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("argovisor_"+name, help, append([]string{"domain"}, labels...), nil)
+	}
+	return &collector{
+		b:            b,
+		info:         d("domain_info", "Always 1; labels carry the domain id and state.", "id", "state"),
+		vcpus:        d("domain_vcpus", "Number of vCPUs."),
+		memory:       d("domain_memory_bytes", "Guest RAM in bytes."),
+		uptime:       d("domain_uptime_seconds", "Run time of the current instance (until it ended)."),
+		restarts:     d("domain_restarts_total", "Times the domain has been restarted."),
+		exits:        d("exits_total", "KVM exits by kind.", "kind"),
+		hypercalls:   d("hypercalls_total", "Hypercalls by name and sub-operation.", "op"),
+		hcErrors:     d("hypercall_errors_total", "Hypercalls that returned a negative errno, by errno name.", "errno"),
+		virqs:        d("virqs_total", "VIRQs delivered to the domain."),
+		argoMsgs:     d("argo_messages_total", "Argo messages sent (out) and received (in).", "direction"),
+		argoBytes:    d("argo_bytes_total", "Argo payload bytes sent (out) and received (in).", "direction"),
+		argoEAGAIN:   d("argo_eagain_total", "Argo sends refused with -EAGAIN (ring full)."),
+		argoNotifies: d("argo_notifies_total", "Argo notify operations."),
+		argoWakeups:  d("argo_space_wakeups_total", "VIRQs raised because ring space a sender waited for appeared."),
+		argoErrors:   d("argo_errors_total", "Argo operations that failed, by errno name.", "errno"),
+		argoRings:    d("argo_rings", "Argo rings registered now."),
+		gntMaps:      d("gnttab_maps_total", "Grant maps."),
+		gntUnmaps:    d("gnttab_unmaps_total", "Grant unmaps."),
+		gntCopies:    d("gnttab_copies_total", "Grant copies."),
+		gntCopyBytes: d("gnttab_copy_bytes_total", "Bytes copied by grant copies."),
+		gntRevoked:   d("gnttab_revoked_total", "This domain's mappings revoked (granter died or policy)."),
+		gntMapped:    d("gnttab_mapped", "Live grant mappings now."),
+		gntErrors:    d("gnttab_errors_total", "Failed grant-table elements and calls, by GNTST status or errno name.", "error"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.info, c.vcpus, c.memory, c.uptime, c.restarts, c.exits, c.hypercalls,
+		c.hcErrors, c.virqs, c.argoMsgs, c.argoBytes, c.argoEAGAIN, c.argoNotifies, c.argoWakeups, c.argoErrors,
+		c.argoRings, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.b.AllStats() {
+		n := s.Name
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{n}, labels...)...)
+		}
+		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{n}, labels...)...)
+		}
+		byLabel := func(d *prometheus.Desc, m map[string]uint64) {
+			for k, v := range m {
+				counter(d, v, k)
+			}
+		}
+		gauge(c.info, 1, strconv.Itoa(int(s.ID)), s.State)
+		gauge(c.vcpus, float64(s.VCPUs))
+		gauge(c.memory, float64(s.Memory))
+		gauge(c.uptime, s.UptimeSeconds)
+		counter(c.restarts, uint64(s.Restarts))
+		byLabel(c.exits, s.Exits)
+		byLabel(c.hypercalls, s.HypercallsByOp)
+		byLabel(c.hcErrors, s.HypercallErrors)
+		counter(c.virqs, s.VIRQs)
+		a := s.Argo
+		counter(c.argoMsgs, a.MsgsOut, "out")
+		counter(c.argoMsgs, a.MsgsIn, "in")
+		counter(c.argoBytes, a.BytesOut, "out")
+		counter(c.argoBytes, a.BytesIn, "in")
+		counter(c.argoEAGAIN, a.EAGAINs)
+		counter(c.argoNotifies, a.Notifies)
+		counter(c.argoWakeups, a.SpaceWakeups)
+		byLabel(c.argoErrors, a.ErrorsByErrno)
+		gauge(c.argoRings, float64(a.Rings))
+		g := s.Gnttab
+		counter(c.gntMaps, g.Maps)
+		counter(c.gntUnmaps, g.Unmaps)
+		counter(c.gntCopies, g.Copies)
+		counter(c.gntCopyBytes, g.CopyBytes)
+		counter(c.gntRevoked, g.Revoked)
+		gauge(c.gntMapped, float64(g.Mapped))
+		byLabel(c.gntErrors, g.ErrorsByStatus)
+		byLabel(c.gntErrors, g.ErrorsByErrno)
+	}
+}

@@ -1,0 +1,437 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/argovisor/argovisor/control"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// The control API through the real binaries: `argovisor run --api-sock`
+// as the VMM and `argovisor ctl` as the client.
+
+// syncBuffer is a bytes.Buffer safe for the exec package's copying
+// goroutine and the test reading it at the same time.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// vmmProc is a running `argovisor run`.
+type vmmProc struct {
+	cmd            *exec.Cmd
+	sock           string
+	stdout, stderr syncBuffer
+	done           chan struct{}
+	code           int
+}
+
+// startVMM runs `argovisor run --api-sock SOCK --seccomp=off args...` and waits until the
+// API answers. The process is killed with the test if still running.
+func startVMM(t *testing.T, args ...string) *vmmProc {
+	t.Helper()
+	requireKVM(t)
+	p := &vmmProc{sock: filepath.Join(t.TempDir(), "api.sock"), done: make(chan struct{})}
+	// Building domains after start-up is off the seccomp allowlist.
+	p.cmd = exec.Command(cliPath, append([]string{"run", "--api-sock", p.sock, "--seccomp=off"}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.code = 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if s := p.stderr.String(); strings.Contains(s, "panic:") || strings.Contains(s, "DATA RACE") {
+			t.Errorf("argovisor run panicked or raced:\n%s", s)
+		}
+	})
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("argovisor run exited (%d) before serving:\n%s\n%s", p.code, p.stdout.String(), p.stderr.String())
+		default:
+		}
+		if r := p.ctlRaw(t, "list"); r.code == 0 {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API never answered:\n%s", p.stderr.String())
+		}
+	}
+}
+
+func (p *vmmProc) ctlRaw(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	return runCLI(t, append([]string{"ctl", "--api-sock", p.sock}, args...)...)
+}
+
+// ctl runs a ctl command that must succeed.
+func (p *vmmProc) ctl(t *testing.T, args ...string) string {
+	t.Helper()
+	r := p.ctlRaw(t, args...)
+	if r.code != 0 {
+		t.Fatalf("ctl %q: %v\nVMM stderr:\n%s", args, r, p.stderr.String())
+	}
+	return r.stdout
+}
+
+func (p *vmmProc) list(t *testing.T) []control.DomainInfo {
+	t.Helper()
+	var l []control.DomainInfo
+	if err := json.Unmarshal([]byte(p.ctl(t, "--json", "list")), &l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (p *vmmProc) stats(t *testing.T, name string) control.DomainStats {
+	t.Helper()
+	var s control.DomainStats
+	if err := json.Unmarshal([]byte(p.ctl(t, "--json", "stats", name)), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitState waits until domain name is in state.
+func (p *vmmProc) waitState(t *testing.T, name, state string, limit time.Duration) control.DomainInfo {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
+		for _, d := range p.list(t) {
+			if d.Name == name && d.State == state {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached state %s: %+v\n%s", name, state, p.list(t), p.stdout.String())
+		}
+	}
+}
+
+// wait waits for the process to exit and returns its status.
+func (p *vmmProc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(limit):
+		t.Fatalf("argovisor run still running after %v:\n%s", limit, p.stderr.String())
+	}
+	return -1
+}
+
+func TestControlAPILifecycle(t *testing.T) {
+	p := startVMM(t)
+	dir := t.TempDir()
+
+	// The socket is private, and a second VMM on it is refused.
+	if st, err := os.Lstat(p.sock); err != nil || st.Mode()&fs.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Errorf("socket %v, %v: want a socket with mode 0600", st.Mode(), err)
+	}
+	if r := runCLI(t, "run", "--api-sock", p.sock, "--seccomp=off"); r.code != 2 || !strings.Contains(r.stderr, "another VMM is already serving") {
+		t.Errorf("second VMM on the socket: %v", r)
+	}
+
+	// create → exits on its own, stays listed with its result.
+	hello := writeFile(t, dir, "hello.json", fmt.Sprintf(`{"name": "hello", "kernel": %q, "memory": "16M"}`, guest("hello")))
+	if out := p.ctl(t, "create", hello); !strings.HasPrefix(out, "created hello (domain 1)") {
+		t.Errorf("create: %q", out)
+	}
+	p.waitState(t, "hello", "exited", time.Minute)
+	if out := p.ctl(t, "list"); !regexp.MustCompile(`(?m)^1 +hello +exited +1 +16M .* exited with status 0$`).MatchString(out) {
+		t.Errorf("list:\n%s", out)
+	}
+	if r := p.ctlRaw(t, "create", hello); r.code != 1 || !strings.Contains(r.stderr, "already in use") || !strings.Contains(r.stderr, "HTTP 409") {
+		t.Errorf("duplicate create: %v", r)
+	}
+	bad := writeFile(t, dir, "bad.json", `{"name": "bad", "kernel": "/nonexistent.elf", "memory": "16M"}`)
+	if r := p.ctlRaw(t, "create", bad); r.code != 1 || !strings.Contains(r.stderr, "nonexistent.elf") || !strings.Contains(r.stderr, "HTTP 400") {
+		t.Errorf("create with a missing kernel: %v", r)
+	}
+	if r := p.ctlRaw(t, "stats", "nope"); r.code != 1 || !strings.Contains(r.stderr, "HTTP 404") {
+		t.Errorf("stats of a missing domain: %v", r)
+	}
+
+	// stop: through the exit path, still listed; destroy: gone, name free.
+	spin := writeFile(t, dir, "spin.toml", fmt.Sprintf("[[domain]]\nname = \"spin\"\nkernel = %q\nmemory = \"16M\"\n", guest("spin")))
+	p.ctl(t, "create", spin)
+	p.waitState(t, "spin", "running", time.Minute)
+	if out := p.ctl(t, "stop", "spin"); !strings.Contains(out, "stopped spin (domain 2): stopped: stopped through the control API") {
+		t.Errorf("stop: %q", out)
+	}
+	p.waitState(t, "spin", "stopped", time.Minute)
+	if out := p.ctl(t, "destroy", "spin"); !strings.HasPrefix(out, "destroyed spin (domain 2)") {
+		t.Errorf("destroy: %q", out)
+	}
+	for _, d := range p.list(t) {
+		if d.Name == "spin" {
+			t.Errorf("destroyed domain still listed: %+v", d)
+		}
+	}
+	if out := p.ctl(t, "create", spin); !strings.HasPrefix(out, "created spin (domain 3)") {
+		t.Errorf("name reuse: %q", out)
+	}
+	p.waitState(t, "spin", "running", time.Minute)
+	p.ctl(t, "destroy", "spin") // while running: now
+
+	// restart on crash: crashes on its first two boots, then exits 0;
+	// the console log gets every boot's lines.
+	logPath := filepath.Join(dir, "crashy.log")
+	crashy := writeFile(t, dir, "crashy.toml", fmt.Sprintf(`[[domain]]
+name = "crashy"
+kernel = %q
+memory = "16M"
+on_crash = "restart"
+restart_backoff = "10ms"
+console_log = "crashy.log"
+`, guest("crashtwice")))
+	p.ctl(t, "create", crashy)
+	p.waitState(t, "crashy", "exited", time.Minute)
+	st := p.stats(t, "crashy")
+	if st.Restarts != 2 || st.ID != 4 || st.Result == nil || st.Result.Kind != "exited" || st.Result.Status != 0 || st.Exits["io"] == 0 {
+		t.Errorf("crashy: %+v result %+v", st, st.Result)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[crashy] boot 0: crashing on purpose", "[crashy] boot 1: crashing on purpose", "[crashy] boot 2: ok after 2 restarts"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("console log lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(p.stdout.String(), "[crashy]") {
+		t.Error("crashy's console lines went to stdout as well as its log")
+	}
+	// The crashes were reported as they happened, with the symbol.
+	if n := strings.Count(p.stderr.String(), "domain crashed"); n != 2 {
+		t.Errorf("%d crash messages, want 2:\n%s", n, p.stderr.String())
+	}
+
+	// shutdown: the VMM stops every domain, prints the summaries, exits 0
+	// and removes its socket.
+	p.ctl(t, "shutdown")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Errorf("exit %d after shutdown:\n%s", code, p.stderr.String())
+	}
+	out := p.stdout.String()
+	for _, want := range []string{"argovisor: hello (domain 1): exited with status 0", "argovisor: crashy (domain 4): exited with status 0 (after 2 restarts)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summaries lack %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Lstat(p.sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after shutdown: %v", err)
+	}
+}
+
+// /metrics against the guests' own counts.
+func TestControlMetrics(t *testing.T) {
+	const n, size = 2000, 64
+	dir := t.TempDir()
+	var cfg strings.Builder
+	for _, r := range []struct{ name, role, peer string }{{"ping", "ping", "2"}, {"pong", "pong", "1"}} {
+		fmt.Fprintf(&cfg, "[[domain]]\nname = %q\nkernel = %q\nmemory = \"16M\"\n[domain.params]\nrole = %q\npeer = %q\ncount = %d\nsize = %d\n",
+			r.name, guest("pingpong"), r.role, r.peer, n, size)
+	}
+	p := startVMM(t, writeFile(t, dir, "pp.toml", cfg.String()))
+	p.waitState(t, "ping", "exited", 5*time.Minute)
+	p.waitState(t, "pong", "exited", time.Minute)
+
+	m := regexp.MustCompile(`\[ping\] pingpong: (\d+) round trips ok, lost 0 corrupt 0 reordered 0`).FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("ping's own count missing:\n%s", p.stdout.String())
+	}
+	guestCount, _ := strconv.ParseFloat(m[1], 64)
+	if !strings.Contains(p.stdout.String(), fmt.Sprintf("[pong] pingpong: echoed %d messages", n)) {
+		t.Errorf("pong's own count missing:\n%s", p.stdout.String())
+	}
+
+	text := p.ctl(t, "metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, text)
+	}
+	get := func(name string, labels ...string) float64 {
+		t.Helper()
+	series:
+		for _, s := range fams[name].GetMetric() {
+			have := map[string]string{}
+			for _, lp := range s.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			return metricValue(s)
+		}
+		t.Errorf("no series %s%v in:\n%s", name, labels, text)
+		return -1
+	}
+	for _, d := range []string{"ping", "pong"} {
+		for _, dir := range []string{"out", "in"} {
+			if got := get("argovisor_argo_messages_total", "domain", d, "direction", dir); got != guestCount {
+				t.Errorf("%s messages %s = %v, the guest counted %v", d, dir, got, guestCount)
+			}
+			if got := get("argovisor_argo_bytes_total", "domain", d, "direction", dir); got != guestCount*size {
+				t.Errorf("%s bytes %s = %v, want %v", d, dir, got, guestCount*size)
+			}
+		}
+		if got := get("argovisor_hypercalls_total", "domain", d, "op", "argo_op.sendv"); got < guestCount {
+			t.Errorf("%s sendv hypercalls = %v, fewer than %v messages", d, got, guestCount)
+		}
+		if got := get("argovisor_domain_vcpus", "domain", d); got != 1 {
+			t.Errorf("%s vcpus = %v", d, got)
+		}
+		if got := get("argovisor_domain_memory_bytes", "domain", d); got != 16<<20 {
+			t.Errorf("%s memory = %v", d, got)
+		}
+		if got := get("argovisor_exits_total", "domain", d, "kind", "io"); got < guestCount {
+			t.Errorf("%s io exits = %v", d, got)
+		}
+		if got := get("argovisor_virqs_total", "domain", d); got == 0 {
+			t.Errorf("%s got no VIRQs", d)
+		}
+		if got := get("argovisor_domain_info", "domain", d, "state", "exited"); got != 1 {
+			t.Errorf("%s info = %v", d, got)
+		}
+		// The JSON stats agree with the exposition.
+		st := p.stats(t, d)
+		if float64(st.Argo.MsgsOut) != guestCount || float64(st.Argo.Notifies) != get("argovisor_argo_notifies_total", "domain", d) {
+			t.Errorf("%s: stats %+v disagree with the metrics", d, st.Argo)
+		}
+		var errSum float64
+		for k := range st.Argo.ErrorsByErrno {
+			errSum += get("argovisor_argo_errors_total", "domain", d, "errno", k)
+		}
+		if errSum != float64(st.Argo.Errors) {
+			t.Errorf("%s: argo errors by errno sum to %v, total %d", d, errSum, st.Argo.Errors)
+		}
+	}
+	p.ctl(t, "shutdown")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func metricValue(m *dto.Metric) float64 {
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+// A SIGTERM while many domains are being created still stops what runs,
+// prints a summary for every configured domain and exits 143.
+func TestSIGTERMDuringStartup(t *testing.T) {
+	requireKVM(t)
+	const n = 40
+	var cfg strings.Builder
+	for i := range n {
+		cfg.WriteString(domainTOML(fmt.Sprintf("s%02d", i), guest("spin"), "4M", 1, nil))
+	}
+	path := writeFile(t, t.TempDir(), "many.toml", cfg.String())
+	cmd := exec.Command(cliPath, "run", "--log-level", "debug", path)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The first "domain created" message: start-up is under way.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "domain created"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no domain created:\n%s", stderr.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 143 {
+		t.Fatalf("exit %v, want 143\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for i := range n {
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^argovisor: s%02d( \(domain \d+\): (stopped: interrupted by terminated|stopped: never started)|: not created)$`, i))
+		if !re.MatchString(out) {
+			t.Errorf("no summary for s%02d:\n%s", i, out)
+		}
+	}
+	if s := stderr.String(); strings.Contains(s, "panic:") || strings.Contains(s, "DATA RACE") {
+		t.Errorf("panic or race:\n%s", s)
+	}
+}
+
+// SIGINT after start-up: every domain stopped and summarised, exit 130.
+func TestSIGINTExits130(t *testing.T) {
+	requireKVM(t)
+	path := writeFile(t, t.TempDir(), "spin.toml", domainTOML("spin", guest("spin"), "16M", 1, nil))
+	cmd := exec.Command(cliPath, "run", "--json", path)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// With --json the console goes to stderr.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "[spin] spinning"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("spin never printed:\n%s", stderr.String())
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\n%s", err, stderr.String())
+	}
+	var sum struct{ Domains []control.DomainStats }
+	if err := json.Unmarshal([]byte(stdout.String()), &sum); err != nil {
+		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, stdout.String())
+	}
+	if len(sum.Domains) != 1 || sum.Domains[0].Name != "spin" || sum.Domains[0].Result == nil ||
+		sum.Domains[0].Result.Reason != "interrupted by interrupt" {
+		t.Errorf("summary %+v", sum.Domains)
+	}
+}
