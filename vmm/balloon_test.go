@@ -314,3 +314,23 @@ func TestProcessRSSFromOpenStatm(t *testing.T) {
 		t.Errorf("RSS 0 KiB")
 	}
 }
+
+// A library caller's MaxMemory is checked like the config key.
+func TestValidateMaxMemory(t *testing.T) {
+	base := DomainConfig{Name: "m", Kernel: "k.elf", Memory: 16 << 20}.WithDefaults()
+	for _, tc := range []struct {
+		max uint64
+		ok  bool
+	}{{0, true}, {16 << 20, true}, {32 << 20, true}, {8 << 20, false}, {4 << 30, false}, {16<<20 + 1, false}} {
+		c := base
+		c.MaxMemory = tc.max
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("MaxMemory %d: %v, want ok %v", tc.max, err, tc.ok)
+		} else if err != nil && !errors.Is(err, ErrBadConfig) {
+			t.Errorf("MaxMemory %d: %v does not wrap ErrBadConfig", tc.max, err)
+		}
+	}
+	if r := base.region(); r != 16<<20 {
+		t.Errorf("region of a domain without max_memory: %d", r)
+	}
+}
