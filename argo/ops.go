@@ -115,8 +115,10 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		}
 	}
 	mem := make(ringMem, len(gfnBytes)/8)
+	gfns := make([]uint64, len(mem))
 	for i := range mem {
 		gfn := le.Uint64(gfnBytes[i*8:])
+		gfns[i] = gfn
 		if gfn > math.MaxUint64>>pageShift {
 			return -EFAULT
 		}
@@ -139,13 +141,13 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 	}
 	if old != nil {
 		old.l3.Lock()
-		old.mem, old.tx = mem, tx
+		old.mem, old.gfns, old.tx = mem, gfns, tx
 		old.ext, old.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
 		old.syncWanted()
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, flags))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, gfns, flags))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -180,7 +182,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 		sig.add(p.dom)
 	}
 	r.pending = nil
-	r.mem = nil
+	r.mem, r.gfns = nil, nil
 	r.l3.Unlock()
 	sig.wake(st.info.wq) // a vCPU waiting on this ring gets -ENOENT
 }

@@ -29,6 +29,9 @@ type ring struct {
 	// mem is the ring memory: header then data, one host slice per page.
 	// +checklocks:l3
 	mem ringMem
+	// gfns are the owner's frames behind mem, in the same order.
+	// +checklocks:l3
+	gfns []uint64
 	// pending are the space requests, at most MaxPendingPerRing.
 	// +checklocks:l3
 	pending []pendingEnt
@@ -44,11 +47,11 @@ type ring struct {
 	ctx bool
 }
 
-func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, flags uint64) *ring {
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, gfns []uint64, flags uint64) *ring {
 	r := &ring{owner: owner, key: key}
 	r.l3.Init(classL3)
 	r.l3.Lock()
-	r.len, r.tx, r.mem = length, tx, mem
+	r.len, r.tx, r.mem, r.gfns = length, tx, mem, gfns
 	r.ext, r.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
 	r.syncWanted()
 	r.l3.Unlock()

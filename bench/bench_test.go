@@ -89,7 +89,7 @@ func TestRequiredFigures(t *testing.T) {
 	}
 	for _, n := range []string{"floor.exit_rtt", "floor.irq_rtt", "floor.memcpy.64KiB", "argo.sendv.64B", "argo.sendv.64KiB",
 		"argo.pingpong.64B", "argo.stream.64KiB", "argo.stream.1MiB", "argo.isolation", "gnttab.map_unmap.1", "gnttab.map_unmap.32",
-		"gnttab.copy.4KiB", "peer.unix.pingpong.64B", "boot.64domains",
+		"gnttab.copy.4KiB", "gnttab.transfer.1", "peer.unix.pingpong.64B", "boot.64domains",
 		"argo.pingpong.fast.64B", "argo.pingpong.wait.64B", "argo.stream.fast.64B", "argo.stream.fast.1MiB"} {
 		if !have[n] {
 			t.Errorf("no figure %s", n)

@@ -102,6 +102,7 @@ func figures() []spec {
 		spec{name: "gnttab.map_unmap.1", unit: "us", run: gnttabOp("mapunmap", 1), ratioTo: "floor.exit_rtt", goal: "<= 3"},
 		spec{name: "gnttab.map_unmap.32", unit: "us", run: gnttabOp("batch", 32), ratioTo: "floor.exit_rtt"},
 		spec{name: "gnttab.copy.4KiB", unit: "us", size: 4 << 10, run: gnttabOp("copy", 1), ratioTo: "floor.exit_rtt"},
+		spec{name: "gnttab.transfer.1", unit: "us", size: 4 << 10, run: gnttabTransfer, ratioTo: "floor.exit_rtt"},
 	)
 	for _, n := range []int{1, 16, 64} {
 		s := spec{name: fmt.Sprintf("boot.%ddomains", n), unit: "s", run: boot(n, false)}
@@ -552,6 +553,33 @@ func gnttabOp(op string, pages int) func(*Options) (float64, error) {
 		}
 		return cyclesToMicros(g, float64(cycles)/float64(n))
 	}
+}
+
+// gnttabTransfer: one domain transfers a page to itself through its own
+// accept-transfer entry (gntxfer mode=bench), timing count transfers (one
+// hypercall each: the frame taken, the entry committed, the page copied
+// into the accepted frame and the old one given back) with its TSC.
+// Guest-measured µs per transfer.
+func gnttabTransfer(o *Options) (float64, error) {
+	const count = 1000
+	l, err := newLab(o)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	x, err := l.start("x", "gntxfer", 16<<20, map[string]string{"mode": "bench", "count": strconv.Itoa(count)})
+	if err != nil {
+		return 0, err
+	}
+	if err := l.finish(x); err != nil {
+		return 0, err
+	}
+	var n, cycles uint64
+	var name string
+	if err := l.scan("x", "gntbench:", "gntbench: op %s count %d cycles %d", &name, &n, &cycles); err != nil {
+		return 0, err
+	}
+	return cyclesToMicros(x, float64(cycles)/float64(n))
 }
 
 // stream: one-way throughput guest to guest with the given protocol, MB/s

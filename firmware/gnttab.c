@@ -62,3 +62,35 @@ int gnttab_make_readonly(struct grant_entry_v1 *table, grant_ref_t ref)
             return 0;
     }
 }
+
+void gnttab_grant_foreign_transfer(struct grant_entry_v1 *table, grant_ref_t ref, uint16_t domid,
+                                   uint64_t gfn)
+{
+    struct grant_entry_v1 *e = &table[ref];
+    e->domid = domid;
+    e->frame = (uint32_t)gfn;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&e->flags, (uint16_t)GTF_accept_transfer, __ATOMIC_RELEASE);
+}
+
+uint64_t gnttab_end_foreign_transfer(struct grant_entry_v1 *table, grant_ref_t ref)
+{
+    uint16_t *flags = &table[ref].flags;
+    for (;;) {
+        uint16_t old = __atomic_load_n(flags, __ATOMIC_ACQUIRE);
+        if (!(old & GTF_transfer_committed)) {
+            /* Not begun: take the entry back. The VMM commits with a
+             * compare-and-exchange too, so exactly one of us wins. */
+            if (__atomic_compare_exchange_n(flags, &old, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return 0;
+            continue;
+        }
+        if (old & GTF_transfer_completed) {
+            /* frame is read after completed (acquire above). */
+            uint64_t frame = __atomic_load_n(&table[ref].frame, __ATOMIC_ACQUIRE);
+            __atomic_store_n(flags, 0, __ATOMIC_RELEASE);
+            return frame;
+        }
+        guest_cpu_relax();
+    }
+}

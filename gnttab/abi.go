@@ -61,6 +61,9 @@ const (
 	GTFPAT            = 1 << 7
 	GTFSubPage        = 1 << 8
 	gtfCacheMask      = GTFPWT | GTFPCD | GTFPAT
+	// For GTF_accept_transfer entries, bits 2 and 3 mean:
+	GTFTransferCommitted = 1 << 2 // the VMM took the entry for a transfer
+	GTFTransferCompleted = 1 << 3 // the frame has arrived; frame is valid
 )
 
 // Map flags (GNTMAP_*).
@@ -131,6 +134,7 @@ const (
 	sizeofGetVersion     = 8  // gnttab_get_version
 	sizeofSwap           = 12 // gnttab_swap_grant_ref
 	sizeofQueryRevoked   = 16 // argovisor: query_revoked
+	sizeofTransfer       = 24 // gnttab_transfer
 )
 
 var le = binary.LittleEndian

@@ -1,9 +1,10 @@
 // Package gnttab implements Xen's version 1 grant tables (hypercall 20,
 // grant_table_op) as pure logic: per-domain shared tables, the VMM-private
 // active entries with their pin counts, per-domain maptracks, and the
-// operations map, unmap, copy, setup/query and the rest, over interfaces
-// for guest memory (Memory, Caller) and for the grantee's grant window
-// (Window). It has no KVM dependency; package vmm implements Window with
+// operations map, unmap, copy, transfer, setup/query and the rest, over
+// interfaces for guest memory (Memory, Caller), for the grantee's grant
+// window (Window) and for moving frames between domains (Frames, which
+// package vmm implements over package memop). It has no KVM dependency; package vmm implements Window with
 // mmap of the granter's memory and wires the hypercall, and the tests drive
 // everything over byte slices.
 //

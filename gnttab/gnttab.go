@@ -133,6 +133,9 @@ type GrantTables struct {
 	// so that Stats and idempotent teardown keep working after a death.
 	// +checklocks:l1
 	known map[DomainID]*domain
+	// frames moves frames for GNTTABOP_transfer (nil: -EOPNOTSUPP).
+	// +checklocks:l1
+	frames Frames
 }
 
 // New makes an empty GrantTables. w maps granted frames into grantees;
@@ -250,6 +253,10 @@ type domain struct {
 	// ref. An entry is present exactly while its pin count is non-zero.
 	// +checklocks:tableMu
 	active map[uint32]*activeEntry
+	// activeFrames counts the active entries per frame, so that a
+	// transfer or a decrease_reservation can tell a pinned frame.
+	// +checklocks:tableMu
+	activeFrames map[uint64]int
 }
 
 func newDomain(id DomainID, mem Memory, table []byte, tableGPA uint64, cfg Config) *domain {
@@ -274,6 +281,7 @@ func newDomain(id DomainID, mem Memory, table []byte, tableGPA uint64, cfg Confi
 	d.table = table
 	d.nrFrames = initialFrames
 	d.active = map[uint32]*activeEntry{}
+	d.activeFrames = map[uint64]int{}
 	d.tableMu.Unlock()
 	return d
 }

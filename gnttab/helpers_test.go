@@ -21,6 +21,9 @@ type fakeDomain struct {
 	table []byte
 	brk   uint64 // bump allocator for pages
 	sbrk  uint64 // wrapping allocator for buffers
+	// absent, if set, reports frames that hold no page (the transfer
+	// tests' physmap): accesses to them fault.
+	absent func(gfn uint64) bool
 }
 
 const (
@@ -44,6 +47,13 @@ func (d *fakeDomain) Slice(gpa, n uint64) ([]byte, error) {
 	end := gpa + n
 	if end < gpa || end > uint64(len(d.ram)) || gpa < PageSize {
 		return nil, errFault
+	}
+	if d.absent != nil && n > 0 {
+		for g := gpa / PageSize; g <= (end-1)/PageSize; g++ {
+			if d.absent(g) {
+				return nil, errFault
+			}
+		}
 	}
 	return d.ram[gpa:end:end], nil
 }

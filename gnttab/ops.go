@@ -40,7 +40,13 @@ func (g *GrantTables) Op(c Caller, cmd, uop, count uint64) int64 {
 	case OpDumpTable:
 		ret = -ENOSYS // no longer dispatched by Xen either
 	case OpTransfer:
-		ret = -EOPNOTSUPP // no page ownership transfer (docs/grant-tables.md)
+		ret = -EOPNOTSUPP // as Xen with transfer disabled, when no Frames are set
+		if g.frames != nil {
+			ret = -EFAULT
+			if arrayOK(uop, count, sizeofTransfer) {
+				ret = g.transfers(c, me, uop, count)
+			}
+		}
 	case OpCopy:
 		ret = -EFAULT
 		if arrayOK(uop, count, sizeofCopy) {

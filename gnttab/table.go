@@ -106,6 +106,7 @@ func (d *domain) acquireLocked(ref uint32, who DomainID, ro, mapping bool) (*act
 			}
 			act = &activeEntry{grantee: who, gfn: gfn, page: page}
 			d.active[ref] = act
+			d.activeFrames[gfn]++
 		}
 	}
 	if ro {
@@ -139,6 +140,9 @@ func (d *domain) releaseLocked(ref uint32, ro bool) {
 	if act.pin == 0 {
 		clear |= GTFReading
 		delete(d.active, ref)
+		if d.activeFrames[act.gfn]--; d.activeFrames[act.gfn] == 0 {
+			delete(d.activeFrames, act.gfn)
+		}
 	}
 	d.clearFlagsLocked(ref, clear)
 }

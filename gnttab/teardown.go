@@ -99,6 +99,7 @@ func (g *GrantTables) diedLocked(id DomainID, sig *signals) {
 
 	d.tableMu.Lock()
 	clear(d.active) // already empty: every pin was a mapping, and copies cannot run under W(l1)
+	clear(d.activeFrames)
 	d.tableMu.Unlock()
 	delete(g.alive, id)
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/memop"
 	"golang.org/x/sys/unix"
 )
 
@@ -216,10 +217,15 @@ type usage [numResources]uint64
 
 // What a domain costs besides its grant window (docs/limits.md).
 const (
-	// Memory mappings: guest RAM, the grant-table frames, and up to three
-	// private memory slots KVM maps into the process itself (TSS, identity
-	// page table, APIC access page on Intel).
-	mapsPerDomain = 5
+	// Memory mappings: guest RAM (the VMM's mapping and KVM's, balloon.go),
+	// the grant-table frames, and up to three private memory slots KVM maps
+	// into the process itself (TSS, identity page table, APIC access page
+	// on Intel).
+	mapsPerDomain = 6
+	// mapsForHoles: each separate run of empty frames in the RAM region
+	// splits KVM's mapping of it, into at most two more mappings, and memop
+	// allows memop.DefaultMaxHoles of them.
+	mapsForHoles = 2 * memop.DefaultMaxHoles
 	// Per vCPU: its kvm_run mapping and, in a cgo build (-race), its
 	// thread's stack and guard page.
 	mapsPerVCPU = 3
@@ -236,13 +242,13 @@ func domainUsage(cfg DomainConfig) usage {
 	var u usage
 	vcpus := uint64(cfg.VCPUs)
 	win := uint64(cfg.Gnttab.windowVMAs())
-	u[resMaps] = mapsPerDomain + mapsPerVCPU*vcpus + win
+	u[resMaps] = mapsPerDomain + mapsForHoles + mapsPerVCPU*vcpus + win
 	u[resFiles] = cfg.Descriptors() + 1 // and the kernel file while the domain is built
 	u[resThreads] = threadsPerDomain + vcpus
-	// RAM, the grant table, and the dead pages the window may hold after a
-	// revocation (private pages the guest can write; at most one per
-	// window VMA it is allowed).
-	u[resMemory] = cfg.Memory + uint64(cfg.Gnttab.maxFrames())*PageSize + win*PageSize
+	// RAM up to its maximum reservation, the grant table, and the dead
+	// pages the window may hold after a revocation (private pages the
+	// guest can write; at most one per window VMA it is allowed).
+	u[resMemory] = cfg.region() + uint64(cfg.Gnttab.maxFrames())*PageSize + win*PageSize
 	if !cfg.Argo.Disabled {
 		u[resMemory] += argoHeapPerDomain
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/memop"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,8 +144,8 @@ func TestBudgetReserves(t *testing.T) {
 func TestBudgetDefaultDomainsFit(t *testing.T) {
 	b := NewBudget(HostLimits{MaxMapCount: 65530, OpenFiles: 4096, Threads: 10000, Memory: 64 << 30})
 	u := domainUsage(defaultDomain("d"))
-	if u[resMaps] != 776 || u[resFiles] != 5 || u[resThreads] != 2 {
-		t.Errorf("default domain usage %v, want 776 mappings, 5 fds, 2 threads", u)
+	if u[resMaps] != 841 || u[resFiles] != 5 || u[resThreads] != 2 {
+		t.Errorf("default domain usage %v, want 841 mappings, 5 fds, 2 threads", u)
 	}
 	n := 0
 	for ; n < 1000; n++ {
@@ -158,8 +159,8 @@ func TestBudgetDefaultDomainsFit(t *testing.T) {
 			break
 		}
 	}
-	if n != 79 {
-		t.Errorf("%d default domains fit, want 79 (docs/limits.md)", n)
+	if n != 73 {
+		t.Errorf("%d default domains fit, want 73 (docs/limits.md)", n)
 	}
 	b.give(u)
 	if err := b.take("again", u, DefaultWindowVMAs); err != nil {
@@ -168,8 +169,8 @@ func TestBudgetDefaultDomainsFit(t *testing.T) {
 	if err := b.take("more", u, DefaultWindowVMAs); err == nil {
 		t.Error("a second domain fit in the room one left")
 	}
-	if got := b.Lines()[resMaps].Used; got != 79*776 {
-		t.Errorf("used %d mappings, want %d", got, 79*776)
+	if got := b.Lines()[resMaps].Used; got != 73*841 {
+		t.Errorf("used %d mappings, want %d", got, 73*841)
 	}
 }
 
@@ -185,7 +186,7 @@ func TestBudgetEachResource(t *testing.T) {
 		{"threads", HostLimits{Threads: 64 + 8}, DomainConfig{Name: "x", Memory: 16 << 20, VCPUs: 8}, "9 threads"},
 		{"memory", HostLimits{Memory: 1 << 30}, DomainConfig{Name: "x", Memory: 1 << 30, VCPUs: 1}, "bytes of memory"},
 		{"window", HostLimits{MaxMapCount: 2048 + 1000}, DomainConfig{Name: "x", Memory: 16 << 20, VCPUs: 1,
-			Gnttab: GnttabConfig{MaxWindowVMAs: 1000}}, "1008 memory mappings (1000 of them for its grant window)"},
+			Gnttab: GnttabConfig{MaxWindowVMAs: 1000}}, "1073 memory mappings (1000 of them for its grant window)"},
 	} {
 		b := NewBudget(tc.h)
 		err := b.take(tc.cfg.Name, domainUsage(tc.cfg), tc.cfg.Gnttab.windowVMAs())
@@ -206,11 +207,12 @@ func TestBudgetEachResource(t *testing.T) {
 // reservation back when building the domain fails later (here: a kernel
 // file that is not ELF, which shows before KVM is needed).
 func TestNewDomainReservesAndReleases(t *testing.T) {
-	// 800 mappings for domains: one default domain (776) fits.
-	v := &VMM{budget: NewBudget(HostLimits{MaxMapCount: 2048 + 800, OpenFiles: 4096, Threads: 10000, Memory: 64 << 30}),
+	// 900 mappings for domains: one default domain (841) fits.
+	v := &VMM{budget: NewBudget(HostLimits{MaxMapCount: 2048 + 900, OpenFiles: 4096, Threads: 10000, Memory: 64 << 30}),
 		byID: map[uint16]*Domain{}}
 	v.argo = argo.New(nil)
 	v.gnttab = gnttab.New(grantWindows{v}, nil)
+	v.memop = memop.New(ramBacking{v.domainRAM}, v.framesInUse)
 	kernel := filepath.Join(t.TempDir(), "k.elf")
 	if err := os.WriteFile(kernel, []byte("not an ELF file"), 0o644); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,9 @@ type fileDomain struct {
 	RestartLimit   *int64         `toml:"restart_limit" json:"restart_limit"`
 	RestartBackoff string         `toml:"restart_backoff" json:"restart_backoff"`
 	ConsoleLog     string         `toml:"console_log" json:"console_log"`
+	// Memory reservation (docs/grant-tables.md, "Memory reservation").
+	MaxMemory    any  `toml:"max_memory" json:"max_memory"`
+	ReportMemory bool `toml:"report_memory" json:"report_memory"`
 }
 
 type fileGnttab struct {
@@ -253,8 +256,12 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 		}
 		gt.MaxWindowVMAs = uint32(*v)
 	}
+	maxMem, err := parseMaxMemory(fd.MaxMemory, mem)
+	if err != nil {
+		return DomainConfig{}, fmt.Errorf("max_memory: %v", err)
+	}
 	dc := DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
-		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash)}
+		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash), MaxMemory: maxMem, ReportMemory: fd.ReportMemory}
 	if fd.KernelImage != nil {
 		dc.KernelData = bytes.NewReader(fd.KernelImage)
 	}
@@ -416,6 +423,33 @@ func parseMemory(v any) (uint64, error) {
 }
 
 // checkMemory checks a RAM size against the domain limits.
+// parseMaxMemory reads max_memory: absent means memory; otherwise the
+// same sizes as memory, and at least memory.
+func parseMaxMemory(v any, mem uint64) (uint64, error) {
+	if v == nil {
+		return mem, nil
+	}
+	m, err := parseMemory(v)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkMaxMemory(m, mem); err != nil {
+		return 0, err
+	}
+	return m, nil
+}
+
+// checkMaxMemory checks a maximum reservation against the domain's memory.
+func checkMaxMemory(m, mem uint64) error {
+	if m < MinMemory || m > MaxMemory || m%PageSize != 0 {
+		return fmt.Errorf("%s must be a multiple of 4K between 2M and 3G", formatSize(m))
+	}
+	if m < mem {
+		return fmt.Errorf("%s is less than memory (%s)", formatSize(m), formatSize(mem))
+	}
+	return nil
+}
+
 func checkMemory(mem uint64) error {
 	switch {
 	case mem == 0:
@@ -494,6 +528,11 @@ func (c DomainConfig) Validate() error {
 	}
 	if err := checkMemory(c.Memory); err != nil {
 		return bad("%v", err)
+	}
+	if c.MaxMemory != 0 {
+		if err := checkMaxMemory(c.MaxMemory, c.Memory); err != nil {
+			return bad("max_memory: %v", err)
+		}
 	}
 	if c.VCPUs < 1 || c.VCPUs > MaxVCPUs {
 		return bad("vcpus = %d, want 1..%d", c.VCPUs, MaxVCPUs)

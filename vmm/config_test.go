@@ -57,6 +57,8 @@ send_to = ["pong", "ping"]
 name = "pong"
 kernel = "k.elf"
 memory = 33554432
+max_memory = "64M"
+report_memory = true
 [domain.argo]
 enabled = false
 [domain.gnttab]
@@ -84,6 +86,10 @@ map_from = ["ping"]
 	}
 	if d1.Memory != 32<<20 || d1.VCPUs != DefaultVCPUs || len(d1.Params) != 0 {
 		t.Errorf("domain 1 = %+v", d1)
+	}
+	if d0.MaxMemory != d0.Memory || d0.ReportMemory || d1.MaxMemory != 64<<20 || !d1.ReportMemory {
+		t.Errorf("max_memory/report_memory: domain 0 %d %v (default: memory, false), domain 1 %d %v",
+			d0.MaxMemory, d0.ReportMemory, d1.MaxMemory, d1.ReportMemory)
 	}
 	if !d0.Argo.Wildcard || d0.Argo.Disabled || len(d0.Argo.SendTo) != 2 || d0.Argo.SendTo[0] != 2 || d0.Argo.SendTo[1] != 1 {
 		t.Errorf("domain 0 argo = %+v", d0.Argo)
@@ -206,6 +212,11 @@ func TestConfigErrors(t *testing.T) {
 		{"restart_limit 0", "[[domain]]\nname = \"a\"\nrestart_limit = 0\n" + ok, "restart_limit = 0"},
 		{"bad restart_backoff", "[[domain]]\nname = \"a\"\nrestart_backoff = \"soon\"\n" + ok, "restart_backoff = \"soon\", want a positive duration"},
 		{"memory unaligned", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = 3000000\n", "multiple of 4K"},
+		{"max_memory below memory", "[[domain]]\nname = \"a\"\nmax_memory = \"8M\"\n" + ok, "less than memory"},
+		{"max_memory too large", "[[domain]]\nname = \"a\"\nmax_memory = \"4G\"\n" + ok, "between 2M and 3G"},
+		{"max_memory unaligned", "[[domain]]\nname = \"a\"\nmax_memory = 16781313\n" + ok, "multiple of 4K"},
+		{"max_memory bad", "[[domain]]\nname = \"a\"\nmax_memory = \"more\"\n" + ok, "max_memory"},
+		{"report_memory type", "[[domain]]\nname = \"a\"\nreport_memory = 1\n" + ok, "toml"},
 		{"zero vcpus", "[[domain]]\nname = \"a\"\nvcpus = 0\n" + ok, "vcpus = 0"},
 		{"label too long", "[[domain]]\nname = \"a\"\nlabel = \"" + strings.Repeat("x", 65) + "\"\n" + ok, "at most 64"},
 		{"label with a newline", "[[domain]]\nname = \"a\"\nlabel = \"a\\nb\"\n" + ok, "printable ASCII"},

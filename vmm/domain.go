@@ -13,6 +13,7 @@ import (
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
+	"github.com/argovisor/argovisor/memop"
 )
 
 // DomainConfig describes one domain. CreateDomain applies the defaults
@@ -49,6 +50,14 @@ type DomainConfig struct {
 	// ConsoleLog, if set, is a file the domain's console lines are
 	// appended to ("[name] line") instead of going to Options.Console.
 	ConsoleLog string
+	// MaxMemory is the domain's maximum reservation and the size of its
+	// RAM region in bytes (config: max_memory); 0 means Memory. Frames
+	// above Memory start empty (docs/memory-layout.md).
+	MaxMemory uint64
+	// ReportMemory prints a line with the reservation, the RAM's host
+	// memory and the VMM's RSS before and after each reservation change
+	// (config: report_memory).
+	ReportMemory bool
 }
 
 // GnttabConfig is a domain's [domain.gnttab] configuration.
@@ -175,8 +184,10 @@ type Domain struct {
 type instance struct {
 	vm     *kvm.VM
 	ram    *RAM
-	gtab   *RAM         // grant table frames, at GrantTableGPA
-	window *grantWindow // grant window, at GrantWindowGPA
+	p2m    *memop.Domain // which frames of ram are populated (memop)
+	phys   physMem       // ram as hypercalls, Argo and grants may reach it
+	gtab   *RAM          // grant table frames, at GrantTableGPA
+	window *grantWindow  // grant window, at GrantWindowGPA
 	vcpus  []*vcpu
 	bus    PIOBus
 	serial *serial
@@ -368,7 +379,10 @@ func (inst *instance) newInstanceMemory(cfg DomainConfig, domid uint16, image []
 	if frames > MaxGrantFrames {
 		return fmt.Errorf("gnttab max_frames %d above %d", frames, MaxGrantFrames)
 	}
-	if inst.ram, err = NewRAM(cfg.Name, cfg.Memory); err != nil {
+	if inst.ram, err = NewRAM(cfg.Name, cfg.region()); err != nil {
+		return err
+	}
+	if err := inst.ram.mapGuest(cfg.Memory); err != nil {
 		return err
 	}
 	heapEnd := cfg.Memory - uint64(cfg.VCPUs)*StackSize
@@ -384,6 +398,7 @@ func (inst *instance) newInstanceMemory(cfg DomainConfig, domid uint16, image []
 	if err := writeBootInfo(inst.ram, bi); err != nil {
 		return fmt.Errorf("boot info: %w", err)
 	}
+	inst.ram.dropVMMPages()
 	if inst.gtab, err = NewRAM(cfg.Name+":gnttab", uint64(frames)*PageSize); err != nil {
 		return err
 	}
@@ -407,7 +422,7 @@ func (inst *instance) setupVM(sys *kvm.System, cfg DomainConfig) error {
 	if err := inst.vm.CreateIRQChip(); err != nil {
 		return err
 	}
-	if err := inst.vm.SetUserMemoryRegion(slotRAM, 0, 0, cfg.Memory, ramAddr(inst.ram)); err != nil {
+	if err := inst.vm.SetUserMemoryRegion(slotRAM, 0, 0, inst.ram.Size(), inst.ram.guestAddr()); err != nil {
 		return err
 	}
 	if err := inst.vm.SetUserMemoryRegion(slotGrantTab, 0, GrantTableGPA, inst.gtab.Size(), ramAddr(inst.gtab)); err != nil {
@@ -646,6 +661,7 @@ func (d *Domain) release() error {
 		// point into unmapped memory.
 		d.vmm.argo.RemoveDomain(argo.DomainID(d.id))
 		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
+		d.vmm.memop.RemoveDomain(memop.DomainID(d.id))
 		err = d.instance.free(d)
 		d.giveBudget()
 		if d.consoleLog != nil {

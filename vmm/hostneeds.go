@@ -32,6 +32,7 @@ func RunningNeeds() HostNeeds {
 			unix.SYS_MMAP,      // grant window: MAP_FIXED placements, unmaps, revocations
 			unix.SYS_MUNMAP,    // releasing RAM, kvm_run areas and grant windows
 			unix.SYS_FALLOCATE, // punching holes in a domain's memfd (memory_op)
+			unix.SYS_PWRITE64,  // a transfer's page copy into the receiver's memfd (pread64 is the runtime's)
 			unix.SYS_TGKILL,    // kicking a vCPU thread out of KVM_RUN
 			unix.SYS_GETPID,    // the kick's thread-group id
 			unix.SYS_GETTID,    // a vCPU records its thread for kicks
@@ -56,15 +57,18 @@ func RunningNeeds() HostNeeds {
 // another, so a VMM allowed to open its kernel could open anything.
 //
 // It adds to RunningNeeds. Read from newDomain, newInstance,
-// newInstanceMemory, setupVM, initVCPU, instance.free and the kvm calls
-// they make; TestRequestsClassified keeps every request the kvm package
-// can issue accounted for.
+// newInstanceMemory, setupVM, initVCPU, addInstance, instance.free and the
+// kvm calls they make; TestRequestsClassified keeps every request the kvm
+// package can issue accounted for. (CreateDomain with report_memory opens
+// /proc/self/statm the first time: PrepareMemoryReports does it early.)
 func CreationNeeds() HostNeeds {
 	return HostNeeds{
 		Syscalls: []uintptr{
 			unix.SYS_MEMFD_CREATE, // NewRAM: guest RAM and grant-table frames (MFD_CLOEXEC only)
 			unix.SYS_FTRUNCATE,    // NewRAM: sizing the memfd
-			unix.SYS_MMAP,         // NewRAM's mapping, the grant window's reservation, kvm_run (VM.CreateVCPU)
+			unix.SYS_MMAP,         // NewRAM's mapping, RAM.mapGuest, the grant window's reservation, kvm_run (VM.CreateVCPU)
+			unix.SYS_MPROTECT,     // RAM.mapGuest: a max_memory region's empty part inaccessible (the runtime's too)
+			unix.SYS_MADVISE,      // RAM.dropVMMPages after the kernel is loaded (the runtime's too)
 			unix.SYS_MUNMAP,       // instance.free, and the same on a failed build
 			unix.SYS_CLOSE,        // instance.free: vCPU, VM and memfd descriptors
 			unix.SYS_IOCTL,        // the requests below

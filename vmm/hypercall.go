@@ -9,6 +9,7 @@ import (
 
 // Hypercall numbers (Xen's numbering).
 const (
+	HypercallMemoryOp     = 12
 	HypercallGrantTableOp = 20
 	HypercallArgoOp       = 39
 	// HypercallNull does nothing and returns 0; benchmarks use it to

@@ -7,6 +7,7 @@ import (
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/memop"
 )
 
 // Action is what happens to a domain when its guest exits or crashes
@@ -229,6 +230,7 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 	id := d.id
 	d.vmm.argo.RemoveDomain(argo.DomainID(id))
 	d.vmm.gnttab.RemoveDomain(gnttab.DomainID(id))
+	d.vmm.memop.RemoveDomain(memop.DomainID(id))
 	// The old instance goes before the new one is built: the domain's
 	// budget reservation covers one instance.
 	if err := d.instance.free(d); err != nil {
@@ -255,11 +257,7 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 	d.resultMu.Unlock()
 	// Known to Argo and the grant tables again only now: until this
 	// point no peer could reach the new memory.
-	err = d.vmm.argo.AddDomain(argo.DomainID(id), inst.ram, d.cfg.argoPolicy())
-	if err == nil {
-		err = d.vmm.gnttab.AddDomain(gnttab.DomainID(id), inst.ram, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
-	}
-	if err != nil {
+	if err = d.vmm.addInstance(d, inst); err != nil {
 		d.finish(Result{Kind: Crashed, Reason: fmt.Sprintf("restart failed: %v", err)})
 		return err
 	}

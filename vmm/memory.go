@@ -44,6 +44,9 @@ func (m SliceMemory) Slice(gpa, n uint64) ([]byte, error) {
 type RAM struct {
 	fd  int
 	mem []byte
+	// guest is a second mapping, the one KVM maps into the guest, in
+	// which empty frames are inaccessible (balloon.go); 0 if none.
+	guest uintptr
 }
 
 // NewRAM creates size bytes of zeroed guest RAM backed by a memfd named after
@@ -83,6 +86,12 @@ func (r *RAM) Slice(gpa, n uint64) ([]byte, error) { return SliceMemory(r.mem).S
 // Close unmaps the RAM and closes the memfd.
 func (r *RAM) Close() error {
 	var errs []error
+	if r.guest != 0 {
+		if err := munmapAddr(r.guest, uintptr(len(r.mem))); err != nil {
+			errs = append(errs, fmt.Errorf("munmap guest RAM (KVM mapping): %w", err))
+		}
+		r.guest = 0
+	}
 	if r.mem != nil {
 		if err := unix.Munmap(r.mem); err != nil {
 			errs = append(errs, fmt.Errorf("munmap guest RAM: %w", err))

@@ -206,6 +206,8 @@ func slotName(nr uint32, slot uint64) string {
 // HypercallName is the name of hypercall nr ("argo_op").
 func HypercallName(nr uint32) string {
 	switch nr {
+	case HypercallMemoryOp:
+		return "memory_op"
 	case HypercallGrantTableOp:
 		return "grant_table_op"
 	case HypercallArgoOp:

@@ -55,7 +55,7 @@ func (m domainMemory) Slice(gpa, n uint64) ([]byte, error) {
 	if gpa >= GrantTableGPA && m.d.gtab != nil {
 		return m.d.gtab.Slice(gpa-GrantTableGPA, n)
 	}
-	return m.d.ram.Slice(gpa, n)
+	return m.d.phys.Slice(gpa, n)
 }
 
 // vcpu is one vCPU and the goroutine that runs it.
@@ -142,7 +142,7 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				if exit.Reason == kvm.ExitMemoryFault {
 					where = fmt.Sprintf("gpa %#x", exit.MMIO.Addr)
 				}
-				d.crash(v, fmt.Sprintf("guest touched %s with no accessible backing (an unmapped grant-window page?): %v", where, err), -1)
+				d.crash(v, fmt.Sprintf("guest touched %s with no accessible backing (an unmapped grant-window page, or an empty frame?): %v", where, err), -1)
 				return
 			}
 			d.crash(v, fmt.Sprintf("KVM_RUN failed: %v", err), -1)

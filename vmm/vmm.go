@@ -13,6 +13,7 @@ import (
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
+	"github.com/argovisor/argovisor/memop"
 )
 
 // Options configure a VMM.
@@ -44,21 +45,23 @@ type VMM struct {
 	log    *slog.Logger
 	argo   *argo.Argo
 	gnttab *gnttab.GrantTables
+	memop  *memop.Memop
 	budget *Budget
 
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
 
-	// mu guards domains, byID, nextID, creating and onStop. It is taken
-	// for reading on every VIRQ and grant-window lookup by id. Lock order:
-	// before Domain.resultMu.
+	// mu guards domains, byID, nextID, creating, onStop and statm. It is
+	// taken for reading on every VIRQ and grant-window lookup by id. Lock
+	// order: before Domain.resultMu.
 	mu       sync.RWMutex
 	domains  []*Domain
 	byID     map[uint16]*Domain
 	nextID   uint16
 	creating []string // names of domains being built
 	onStop   []func(*Domain)
+	statm    *os.File // /proc/self/statm, opened for the first report_memory domain
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
@@ -89,7 +92,10 @@ func New(opts Options) (*VMM, error) {
 	}
 	v.argo = argo.New(v.argoSignal)
 	v.gnttab = gnttab.New(grantWindows{v}, v.gnttabSignal)
+	v.memop = memop.New(ramBacking{v.domainRAM}, v.framesInUse)
+	v.gnttab.SetFrames(gnttabFrames{v})
 	v.hypercalls[HypercallNull] = nullHypercall
+	v.hypercalls[HypercallMemoryOp] = v.memopHypercall
 	v.hypercalls[HypercallArgoOp] = v.argoHypercall
 	v.hypercalls[HypercallGrantTableOp] = v.gnttabHypercall
 	return v, nil
@@ -152,15 +158,16 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 		v.mu.Unlock()
 	}()
 
+	if cfg.ReportMemory {
+		if err := v.openStatm(); err != nil {
+			return nil, err
+		}
+	}
 	d, err := v.newDomain(id, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.argo.AddDomain(argo.DomainID(id), d.ram, cfg.argoPolicy()); err != nil {
-		d.release()
-		return nil, err
-	}
-	if err := v.gnttab.AddDomain(gnttab.DomainID(id), d.ram, d.gtab.Bytes(), GrantTableGPA, cfg.Gnttab.gnttab()); err != nil {
+	if err := v.addInstance(d, d.instance); err != nil {
 		d.release()
 		return nil, err
 	}
@@ -243,6 +250,7 @@ func (v *VMM) domainStopped(d *Domain, r Result) {
 	// pages and others' mappings of its pages (revoked, mappers told).
 	v.argo.Teardown(argo.DomainID(d.id))
 	v.gnttab.DomainDied(gnttab.DomainID(d.id))
+	v.memop.DomainDied(memop.DomainID(d.id))
 	// Reported when it happens, not when the last domain ends.
 	attrs := []any{"domain", d.cfg.Name, "id", d.id, "result", r.String()}
 	switch {
@@ -288,7 +296,12 @@ func (v *VMM) Close() error {
 	v.mu.Lock()
 	v.domains = nil
 	clear(v.byID)
+	statm := v.statm
+	v.statm = nil
 	v.mu.Unlock()
+	if statm != nil {
+		statm.Close()
+	}
 	if err := v.sys.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -411,6 +411,12 @@ func runVMM(cfg *vmm.Config, o runOptions, sb sandbox.Config, sigs chan os.Signa
 			// Under the filter the socket file cannot be unlinked at
 			// exit; it stays, stale, and the next Listen replaces it.
 			l.KeepFile()
+			// Nor can a domain created later open what report_memory
+			// reads: open it now.
+			if err := v.PrepareMemoryReports(); err != nil {
+				fmt.Fprintf(stderr, "argovisor: %v\n", err)
+				return exitUsage
+			}
 		}
 		srv = control.NewServer(backend, log)
 		go func() { serveDone <- srv.Serve(l) }()
@@ -626,6 +632,10 @@ func printSummary(w io.Writer, d *vmm.Domain, r vmm.Result) {
 		ws := d.GrantWindowStats()
 		fmt.Fprintf(w, "argovisor: %s gnttab: maps=%d unmaps=%d copies=%d/%d B revoked=%d errors=%s window-vmas=%d/%d no-device-space=%d\n",
 			d.Name(), st.Maps, st.Unmaps, st.Copies, st.CopyBytes, st.Revoked, gnttabErrors(st), ws.Peak, ws.Limit, ws.Refused)
+	}
+	if st := d.MemoryStats(); st.Decreased+st.Populated+st.Increased+st.TransfersOut+st.TransfersIn != 0 {
+		fmt.Fprintf(w, "argovisor: %s memory: reservation=%d/%d pages decreased=%d populated=%d increased=%d transfers-out=%d transfers-in=%d ram-in-host-memory=%d KiB errors=%d\n",
+			d.Name(), st.Current, st.Max, st.Decreased, st.Populated, st.Increased, st.TransfersOut, st.TransfersIn, st.Backing>>10, st.Errors)
 	}
 	if st := d.ArgoStats(); st != (argo.Stats{}) {
 		fmt.Fprintf(w, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%s\n",

@@ -27,7 +27,9 @@
 #define GNTTAB_ENTRIES_PER_FRAME 512u
 #define GNTTAB_NR_RESERVED_ENTRIES 8u
 
+#ifndef DOMID_SELF
 #define DOMID_SELF              0x7FF0u
+#endif
 
 typedef uint32_t grant_ref_t;
 typedef uint32_t grant_handle_t;
@@ -61,6 +63,9 @@ typedef uint32_t grant_handle_t;
 #define GTF_PCD                 (1u << 6)
 #define GTF_PAT                 (1u << 7)
 #define GTF_sub_page            (1u << 8)
+/* In a GTF_accept_transfer entry, set by the VMM: */
+#define GTF_transfer_committed  (1u << 2) /* a transfer into the entry has begun */
+#define GTF_transfer_completed  (1u << 3) /* the page has arrived; frame is valid */
 
 /* Map flags (GNTMAP_*). */
 #define GNTMAP_device_map       (1u << 0)
@@ -137,6 +142,16 @@ struct gnttab_copy {
     int16_t status;         /* out */
 };
 
+/* Give the caller's frame mfn (a GFN) to domain domid, into the frame its
+ * accept-transfer entry ref names. Once the frame has left the caller
+ * (any status but GNTST_bad_page) it is gone even if the transfer fails. */
+struct gnttab_transfer {
+    uint64_t mfn;           /* in: the frame to give */
+    uint16_t domid;         /* in: the receiving domain */
+    grant_ref_t ref;        /* in: its GTF_accept_transfer entry naming us */
+    int16_t status;         /* out: GNTST_* */
+};
+
 struct gnttab_query_size {
     uint16_t dom;
     uint32_t nr_frames;     /* out */
@@ -180,6 +195,7 @@ _Static_assert(sizeof(struct gnttab_map_grant_ref) == 32, "map_grant_ref");
 _Static_assert(sizeof(struct gnttab_unmap_grant_ref) == 24, "unmap_grant_ref");
 _Static_assert(sizeof(struct gnttab_setup_table) == 24, "setup_table");
 _Static_assert(sizeof(struct gnttab_copy) == 40, "copy");
+_Static_assert(sizeof(struct gnttab_transfer) == 24, "transfer");
 _Static_assert(sizeof(struct gnttab_query_size) == 16, "query_size");
 _Static_assert(sizeof(struct gnttab_unmap_and_replace) == 24, "unmap_and_replace");
 _Static_assert(sizeof(struct gnttab_get_version) == 8, "get_version");
@@ -209,6 +225,11 @@ static inline long gnttab_setup_table(struct gnttab_setup_table *op)
 static inline long gnttab_copy(struct gnttab_copy *ops, unsigned count)
 {
     return gnttab_op(GNTTABOP_copy, ops, count);
+}
+
+static inline long gnttab_transfer(struct gnttab_transfer *ops, unsigned count)
+{
+    return gnttab_op(GNTTABOP_transfer, ops, count);
 }
 
 static inline long gnttab_query_size(struct gnttab_query_size *op)
@@ -261,5 +282,22 @@ int gnttab_end_access(struct grant_entry_v1 *table, grant_ref_t ref);
 /* Make a writable grant read-only; fails with -EBUSY while GTF_writing is
  * set. */
 int gnttab_make_readonly(struct grant_entry_v1 *table, grant_ref_t ref);
+
+/*
+ * Transfers (see memory.h for giving frames up). The receiver makes frame
+ * gfn empty (memory_decrease_reservation), then lets domid transfer a
+ * page into it through entry ref: domid and frame first, a barrier, then
+ * flags = GTF_accept_transfer.
+ */
+void gnttab_grant_foreign_transfer(struct grant_entry_v1 *table, grant_ref_t ref, uint16_t domid,
+                                   uint64_t gfn);
+
+/* Finish with an accept-transfer entry. If no transfer has begun, the
+ * entry is cleared (atomically, so no transfer can begin afterwards) and
+ * 0 is returned. Otherwise this waits for the transfer to complete,
+ * clears the entry and returns the frame the page arrived at (the one
+ * the entry named). As Linux's, it cannot tell a page that arrived at
+ * frame 0 from none. */
+uint64_t gnttab_end_foreign_transfer(struct grant_entry_v1 *table, grant_ref_t ref);
 
 #endif
