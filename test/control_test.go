@@ -255,11 +255,14 @@ func TestControlAPILifecycle(t *testing.T) {
 	p.ctl(t, "destroy", "spin") // while running: now
 
 	// restart on crash: crashes on its first two boots, then exits 0;
-	// every boot is built from the bytes sent at create.
+	// every boot is built from the bytes sent at create. report_memory
+	// needs /proc/self/statm, which the VMM opened before the lockdown.
 	crashy := writeFile(t, dir, "crashy.toml", fmt.Sprintf(`[[domain]]
 name = "crashy"
 kernel = %q
 memory = "16M"
+max_memory = "20M"
+report_memory = true
 vcpus = 2
 on_crash = "restart"
 restart_backoff = "10ms"

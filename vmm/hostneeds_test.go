@@ -143,7 +143,9 @@ func creationSandbox() sandbox.Config {
 // must kill it for ("" for none).
 func buildUnderFilter(call string) error {
 	image := goodELF().build()
-	cfg := DomainConfig{Name: "filtered", Kernel: "good.elf", Memory: 4 << 20, VCPUs: 2,
+	// A max_memory region larger than the RAM: its empty part is made
+	// inaccessible in the guest mapping (mprotect).
+	cfg := DomainConfig{Name: "filtered", Kernel: "good.elf", Memory: 4 << 20, MaxMemory: 6 << 20, VCPUs: 2,
 		Params: map[string]string{"a": "b"}}.WithDefaults()
 	if err := sandbox.Lockdown(creationSandbox()); err != nil {
 		return err
@@ -156,6 +158,9 @@ func buildUnderFilter(call string) error {
 		}
 		if inst.kernel.Entry != KernelBase+4 || string(inst.ram.Bytes()[KernelBase:KernelBase+16]) != "codecodecodecode" {
 			return fmt.Errorf("round %d: kernel not loaded: %+v", round, inst.kernel)
+		}
+		if inst.ram.Size() != 6<<20 || inst.ram.guestAddr() == 0 {
+			return fmt.Errorf("round %d: RAM region %d bytes, guest mapping %#x", round, inst.ram.Size(), inst.ram.guestAddr())
 		}
 		if err := inst.window.mapFrame(GrantWindowGPA+PageSize, inst.ram.FD(), 1, false); err != nil {
 			return err
@@ -171,7 +176,7 @@ func buildUnderFilter(call string) error {
 		if err := inst.free(d); err != nil {
 			return fmt.Errorf("free: %w", err)
 		}
-		if inst.ram.mem != nil || inst.ram.fd != -1 || inst.window.base != 0 {
+		if inst.ram.mem != nil || inst.ram.guest != 0 || inst.ram.fd != -1 || inst.window.base != 0 {
 			return errors.New("free left memory mapped")
 		}
 	}
