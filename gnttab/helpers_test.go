@@ -398,11 +398,18 @@ func (w *world) unmapBatchCmd(d *fakeDomain, cmd uint64, ops ...unmapArgs) (int6
 		le.PutUint32(x[16:], op.handle)
 		le.PutUint16(x[20:], 0x7777)
 	}
+	return w.statusBatch(d, cmd, b, sizeofUnmap, 20)
+}
+
+// statusBatch runs one cmd call over the elements of size bytes in b and
+// returns its result and each element's status, the int16 at statusOff.
+func (w *world) statusBatch(d *fakeDomain, cmd uint64, b []byte, size, statusOff uint64) (int64, []int16) {
+	n := uint64(len(b)) / size
 	a := d.put(b)
-	ret := w.g.Op(d, cmd, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofUnmap+20:]))
+	ret := w.g.Op(d, cmd, a, n)
+	st := make([]int16, n)
+	for i := range st {
+		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*size+statusOff:]))
 	}
 	return ret, st
 }
@@ -455,13 +462,7 @@ func copyBytes(ops ...copyArgs) []byte {
 }
 
 func (w *world) copyBatch(d *fakeDomain, ops ...copyArgs) (int64, []int16) {
-	a := d.put(copyBytes(ops...))
-	ret := w.g.Op(d, OpCopy, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofCopy+36:]))
-	}
-	return ret, st
+	return w.statusBatch(d, OpCopy, copyBytes(ops...), sizeofCopy, 36)
 }
 
 func (w *world) copyOne(d *fakeDomain, op copyArgs) int16 {

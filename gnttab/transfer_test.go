@@ -173,13 +173,7 @@ func (w *world) transferBatch(d *fakeDomain, ops ...xferArgs) (int64, []int16) {
 		le.PutUint32(x[12:], op.ref)
 		le.PutUint16(x[16:], 0x7777)
 	}
-	a := d.put(b)
-	ret := w.g.Op(d, OpTransfer, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofTransfer+16:]))
-	}
-	return ret, st
+	return w.statusBatch(d, OpTransfer, b, sizeofTransfer, 16)
 }
 
 func (w *world) transferOne(d *fakeDomain, gfn uint64, dom DomainID, ref uint32) int16 {
