@@ -160,7 +160,7 @@ type fakeWindow struct {
 	revokes      map[DomainID][][]uint64
 	maps         int
 	busy         map[DomainID]bool
-	violations   []string
+	violations   testutil.Violations
 	failMap      bool
 	failUnmap    bool
 	// budget, if set for a grantee, is how many pages its window may
@@ -174,16 +174,12 @@ func newFakeWindow() *fakeWindow {
 		revokes: map[DomainID][][]uint64{}, busy: map[DomainID]bool{}}
 }
 
-func (w *fakeWindow) violate(f string, args ...any) {
-	w.violations = append(w.violations, fmt.Sprintf(f, args...))
-}
-
 // begin and end bracket a call and detect overlapping calls for one
 // grantee.
 func (w *fakeWindow) begin(id DomainID) {
 	w.mu.Lock()
 	if w.busy[id] {
-		w.violate("overlapping window calls for domain %d", id)
+		w.violations.Add("overlapping window calls for domain %d", id)
 	}
 	w.busy[id] = true
 	w.mu.Unlock()
@@ -221,13 +217,13 @@ func (w *fakeWindow) Map(grantee DomainID, gpa uint64, granter DomainID, gfn uin
 		return fmt.Errorf("fake window of domain %d full (%d pages): %w", grantee, n, ErrNoSpace)
 	}
 	if !w.validLocked(gpa, ro) {
-		w.violate("map at invalid gpa %#x ro=%v", gpa, ro)
+		w.violations.Add("map at invalid gpa %#x ro=%v", gpa, ro)
 	}
 	if w.m[grantee] == nil {
 		w.m[grantee] = map[uint64]winMapping{}
 	}
 	if old, ok := w.m[grantee][gpa]; ok {
-		w.violate("dom%d: map over %+v at %#x", grantee, old, gpa)
+		w.violations.Add("dom%d: map over %+v at %#x", grantee, old, gpa)
 	}
 	w.m[grantee][gpa] = winMapping{granter: granter, gfn: gfn, ro: ro}
 	w.maps++
@@ -245,7 +241,7 @@ func (w *fakeWindow) Unmap(grantee DomainID, gpas []uint64) error {
 	w.unmapBatches[grantee] = append(w.unmapBatches[grantee], append([]uint64(nil), gpas...))
 	for _, gpa := range gpas {
 		if _, ok := w.m[grantee][gpa]; !ok {
-			w.violate("dom%d: unmap of nothing at %#x", grantee, gpa)
+			w.violations.Add("dom%d: unmap of nothing at %#x", grantee, gpa)
 		}
 		delete(w.m[grantee], gpa)
 	}
@@ -261,7 +257,7 @@ func (w *fakeWindow) Revoke(grantee DomainID, gpas []uint64) error {
 	for _, gpa := range gpas {
 		m, ok := w.m[grantee][gpa]
 		if !ok || m.dead {
-			w.violate("dom%d: revoke of %+v (present %v) at %#x", grantee, m, ok, gpa)
+			w.violations.Add("dom%d: revoke of %+v (present %v) at %#x", grantee, m, ok, gpa)
 		}
 		m.dead = true
 		w.m[grantee][gpa] = m
@@ -288,9 +284,7 @@ func (w *fakeWindow) check(t testing.TB) {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, v := range w.violations {
-		t.Error("window:", v)
-	}
+	w.violations.Report(t, "window:")
 }
 
 // rw and ro give the i'th page of the window's read-write and read-only
@@ -404,11 +398,18 @@ func (w *world) unmapBatchCmd(d *fakeDomain, cmd uint64, ops ...unmapArgs) (int6
 		le.PutUint32(x[16:], op.handle)
 		le.PutUint16(x[20:], 0x7777)
 	}
+	return w.statusBatch(d, cmd, b, sizeofUnmap, 20)
+}
+
+// statusBatch runs one cmd call over the elements of size bytes in b and
+// returns its result and each element's status, the int16 at statusOff.
+func (w *world) statusBatch(d *fakeDomain, cmd uint64, b []byte, size, statusOff uint64) (int64, []int16) {
+	n := uint64(len(b)) / size
 	a := d.put(b)
-	ret := w.g.Op(d, cmd, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofUnmap+20:]))
+	ret := w.g.Op(d, cmd, a, n)
+	st := make([]int16, n)
+	for i := range st {
+		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*size+statusOff:]))
 	}
 	return ret, st
 }
@@ -461,13 +462,7 @@ func copyBytes(ops ...copyArgs) []byte {
 }
 
 func (w *world) copyBatch(d *fakeDomain, ops ...copyArgs) (int64, []int16) {
-	a := d.put(copyBytes(ops...))
-	ret := w.g.Op(d, OpCopy, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofCopy+36:]))
-	}
-	return ret, st
+	return w.statusBatch(d, OpCopy, copyBytes(ops...), sizeofCopy, 36)
 }
 
 func (w *world) copyOne(d *fakeDomain, op copyArgs) int16 {

@@ -3,10 +3,11 @@ package gnttab
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/argovisor/argovisor/internal/testutil"
 )
 
 var errFrames = errors.New("frames refuse")
@@ -25,7 +26,7 @@ type fakeFrames struct {
 	room       map[DomainID]int
 	ring       map[DomainID]map[uint64]bool
 	failMove   bool
-	violations []string
+	violations testutil.Violations
 }
 
 func newFakeFrames(w *world) *fakeFrames {
@@ -48,10 +49,6 @@ func (f *fakeFrames) attach(d *fakeDomain, room int) {
 		defer f.mu.Unlock()
 		return f.empty[id][g] || f.taken[id][g]
 	}
-}
-
-func (f *fakeFrames) violate(s string, a ...any) {
-	f.violations = append(f.violations, fmt.Sprintf(s, a...))
 }
 
 // makeEmpty empties a frame as a decrease_reservation would.
@@ -92,7 +89,7 @@ func (f *fakeFrames) Drop(from DomainID, gfn uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.taken[from][gfn] {
-		f.violate("dom%d: drop of frame %#x that was not taken", from, gfn)
+		f.violations.Add("dom%d: drop of frame %#x that was not taken", from, gfn)
 	}
 	delete(f.taken[from], gfn)
 	f.empty[from][gfn] = true
@@ -117,7 +114,7 @@ func (f *fakeFrames) Unreserve(to DomainID, gfn uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.reserved[to][gfn] {
-		f.violate("dom%d: unreserve of frame %#x that was not reserved", to, gfn)
+		f.violations.Add("dom%d: unreserve of frame %#x that was not reserved", to, gfn)
 	}
 	delete(f.reserved[to], gfn)
 	f.room[to]++
@@ -130,7 +127,7 @@ func (f *fakeFrames) Move(from DomainID, gfn uint64, to DomainID, toGFN uint64) 
 		return errFrames
 	}
 	if !f.taken[from][gfn] || !f.reserved[to][toGFN] {
-		f.violate("move dom%d %#x (taken %v) to dom%d %#x (reserved %v)", from, gfn, f.taken[from][gfn], to, toGFN, f.reserved[to][toGFN])
+		f.violations.Add("move dom%d %#x (taken %v) to dom%d %#x (reserved %v)", from, gfn, f.taken[from][gfn], to, toGFN, f.reserved[to][toGFN])
 	}
 	src, dst := f.w.dom[from].ram[gfn*PageSize:(gfn+1)*PageSize], f.w.dom[to].ram[toGFN*PageSize:(toGFN+1)*PageSize]
 	copy(dst, src)
@@ -147,9 +144,7 @@ func (f *fakeFrames) check(t testing.TB) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, v := range f.violations {
-		t.Error("frames:", v)
-	}
+	f.violations.Report(t, "frames:")
 	for id, m := range f.taken {
 		for g := range m {
 			t.Errorf("dom%d frame %#x left taken", id, g)
@@ -178,13 +173,7 @@ func (w *world) transferBatch(d *fakeDomain, ops ...xferArgs) (int64, []int16) {
 		le.PutUint32(x[12:], op.ref)
 		le.PutUint16(x[16:], 0x7777)
 	}
-	a := d.put(b)
-	ret := w.g.Op(d, OpTransfer, a, uint64(len(ops)))
-	st := make([]int16, len(ops))
-	for i := range ops {
-		st[i] = int16(le.Uint16(d.ram[a+uint64(i)*sizeofTransfer+16:]))
-	}
-	return ret, st
+	return w.statusBatch(d, OpTransfer, b, sizeofTransfer, 16)
 }
 
 func (w *world) transferOne(d *fakeDomain, gfn uint64, dom DomainID, ref uint32) int16 {

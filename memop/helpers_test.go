@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/argovisor/argovisor/internal/testutil"
 )
 
 var errHost = errors.New("host refuses")
@@ -20,15 +22,11 @@ type fakeHost struct {
 	moves      int
 	fail       map[string]bool // "remove", "populate", "move"
 	okRemoves  int             // if > 0: Remove fails once this many succeeded
-	violations []string
+	violations testutil.Violations
 }
 
 func newFakeHost() *fakeHost {
 	return &fakeHost{pages: map[DomainID]map[uint64][]byte{}, fail: map[string]bool{}}
-}
-
-func (h *fakeHost) violate(f string, a ...any) {
-	h.violations = append(h.violations, fmt.Sprintf(f, a...))
 }
 
 func (h *fakeHost) add(id DomainID, pages uint64) {
@@ -51,7 +49,7 @@ func (h *fakeHost) Remove(id DomainID, gfn, n uint64) error {
 	}
 	for g := gfn; g < gfn+n; g++ {
 		if h.pages[id][g] == nil {
-			h.violate("dom%d: remove of empty frame %#x", id, g)
+			h.violations.Add("dom%d: remove of empty frame %#x", id, g)
 		}
 		delete(h.pages[id], g)
 	}
@@ -67,7 +65,7 @@ func (h *fakeHost) Populate(id DomainID, gfn, n uint64) error {
 	}
 	for g := gfn; g < gfn+n; g++ {
 		if h.pages[id][g] != nil {
-			h.violate("dom%d: populate of populated frame %#x", id, g)
+			h.violations.Add("dom%d: populate of populated frame %#x", id, g)
 		}
 		h.pages[id][g] = make([]byte, PageSize)
 	}
@@ -83,10 +81,10 @@ func (h *fakeHost) Move(from DomainID, gfn uint64, to DomainID, toGFN uint64) er
 	}
 	p := h.pages[from][gfn]
 	if p == nil {
-		h.violate("dom%d: move of empty frame %#x", from, gfn)
+		h.violations.Add("dom%d: move of empty frame %#x", from, gfn)
 	}
 	if h.pages[to][toGFN] != nil {
-		h.violate("dom%d: move onto populated frame %#x", to, toGFN)
+		h.violations.Add("dom%d: move onto populated frame %#x", to, toGFN)
 	}
 	delete(h.pages[from], gfn)
 	h.pages[to][toGFN] = p
@@ -111,9 +109,7 @@ func (h *fakeHost) check(t testing.TB) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, v := range h.violations {
-		t.Error("host:", v)
-	}
+	h.violations.Report(t, "host:")
 }
 
 // guest is a caller whose virtual addresses index its argument memory;

@@ -11,33 +11,13 @@ import (
 	"time"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/vmm"
 )
 
 // Memory reservation and grant transfers with real guests:
 // guest/examples/balloon.c and guest/fixtures/gntxfer.c through hypercalls
 // 12 and 20.
-
-// rssShmemKiB is this process's (the VMM's) resident shared memory: the
-// guests' RAM pages it maps.
-func rssShmemKiB(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "RssShmem:"); ok {
-			v, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	t.Fatal("no RssShmem in /proc/self/status")
-	return 0
-}
 
 // hostRelease sends one Argo message from the host endpoint to port on
 // domain d, retrying while the ring is full.
@@ -70,7 +50,7 @@ func TestMemopBalloon(t *testing.T) {
 	}
 	d := boot(t, v, vmm.DomainConfig{Name: "balloon", Kernel: guest("balloon"), Memory: 16 << 20, MaxMemory: 20 << 20,
 		Params: kv("pages", strconv.Itoa(pages), "hold_port", "2")})
-	sample := func() (backing uint64, rss int64) { return d.MemoryStats().Backing, rssShmemKiB(t) }
+	sample := func() (backing uint64, rss int64) { return d.MemoryStats().Backing, testutil.RSSShmemKiB(t) }
 
 	waitFor(t, &c, d, regexp.MustCompile(`^balloon: filled 2048 pages at 0x[0-9a-f]+, holding$`), time.Minute)
 	b0, r0 := sample()

@@ -6,36 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/memop"
 )
 
 // These tests need no KVM: they drive memop over real guest RAM (a memfd
 // with the VMM's and the guest's mappings) and measure what the host sees.
-
-// rssShmemKiB is the process's resident shared memory (memfd pages mapped
-// in any of its mappings).
-func rssShmemKiB(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "RssShmem:"); ok {
-			v, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	t.Fatal("no RssShmem in /proc/self/status")
-	return 0
-}
 
 // guestPerms returns the permissions (like "rw-s") of the mapping that
 // holds host address addr.
@@ -168,7 +147,7 @@ func TestBalloonGivesMemoryBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rss0 := rssShmemKiB(t)
+	rss0 := testutil.RSSShmemKiB(t)
 	if alloc0 < size {
 		t.Fatalf("memfd holds %d bytes after touching %d", alloc0, size)
 	}
@@ -177,7 +156,7 @@ func TestBalloonGivesMemoryBack(t *testing.T) {
 		t.Fatalf("decrease_reservation of %d frames = %d", half, got)
 	}
 	alloc1, _ := r.ram.AllocatedBytes()
-	rss1 := rssShmemKiB(t)
+	rss1 := testutil.RSSShmemKiB(t)
 	t.Logf("memfd allocated %d -> %d KiB, RssShmem %d -> %d KiB", alloc0>>10, alloc1>>10, rss0, rss1)
 	if alloc0-alloc1 != size/2 {
 		t.Errorf("memfd allocated blocks dropped by %d bytes, want %d", alloc0-alloc1, size/2)
@@ -284,9 +263,9 @@ func TestDropVMMPagesKeepsContents(t *testing.T) {
 		r.ram.mem[off] = byte(off >> 12)
 	}
 	alloc0, _ := r.ram.AllocatedBytes()
-	rss0 := rssShmemKiB(t)
+	rss0 := testutil.RSSShmemKiB(t)
 	r.ram.dropVMMPages()
-	if rss1 := rssShmemKiB(t); rss0-rss1 < (4<<10)*9/10 {
+	if rss1 := testutil.RSSShmemKiB(t); rss0-rss1 < (4<<10)*9/10 {
 		t.Errorf("resident shared memory went from %d to %d KiB", rss0, rss1)
 	}
 	if alloc1, _ := r.ram.AllocatedBytes(); alloc1 != alloc0 {

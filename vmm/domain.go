@@ -177,6 +177,11 @@ type Domain struct {
 	// another VM) under a signal raised by another domain's send. Lock
 	// order: after resultMu, before grantWindow.mu.
 	releaseMu sync.RWMutex
+	// removed is set (under releaseMu) by RemoveDomain and Close before
+	// they free the domain, so that a Start racing with them (the control
+	// API lists a domain before it starts it) either starts it first, and
+	// is then stopped and waited for, or fails.
+	removed bool
 }
 
 // instance is one incarnation of a domain: the KVM VM, its memory, vCPUs
@@ -471,16 +476,36 @@ func (inst *instance) initVCPU(cfg DomainConfig, cpu *kvm.VCPU, i int, cpuid []k
 
 // Start starts every vCPU. It returns at once; use Wait or Done.
 func (d *Domain) Start() error {
+	now := time.Now()
+	d.releaseMu.RLock()
+	if d.removed || d.instance.freed {
+		d.releaseMu.RUnlock()
+		return fmt.Errorf("start %q: %w (removed)", d.cfg.Name, ErrEnded)
+	}
 	if !d.started.CompareAndSwap(false, true) {
+		d.releaseMu.RUnlock()
 		return errors.New("domain already started")
 	}
+	d.instance.startVCPUs()
+	d.releaseMu.RUnlock()
 	d.resultMu.Lock()
-	d.startedAt = time.Now()
+	if d.startedAt.IsZero() {
+		d.startedAt = now
+	}
 	d.resultMu.Unlock()
 	d.vmm.log.Info("domain started", "domain", d.cfg.Name, "id", d.id, "vcpus", d.cfg.VCPUs, "memory", d.cfg.Memory)
-	d.instance.startVCPUs()
 	go d.supervise()
 	return nil
+}
+
+// markRemoved sets removed and reports whether the domain was started:
+// after it, Start fails, so a domain it reports as not started never
+// runs.
+func (d *Domain) markRemoved() (started bool) {
+	d.releaseMu.Lock()
+	defer d.releaseMu.Unlock()
+	d.removed = true
+	return d.started.Load()
 }
 
 // startVCPUs starts one goroutine per vCPU.

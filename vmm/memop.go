@@ -102,9 +102,12 @@ type MemoryStats struct {
 func (d *Domain) MemoryStats() MemoryStats {
 	s, _ := d.vmm.memop.Stats(memop.DomainID(d.id))
 	var b uint64
-	if ram := d.RAM(); ram != nil {
-		b, _ = ram.AllocatedBytes()
+	// Under releaseMu: the RAM (its fd) must not be freed under the fstat.
+	d.releaseMu.RLock()
+	if !d.instance.freed {
+		b, _ = d.ram.AllocatedBytes()
 	}
+	d.releaseMu.RUnlock()
 	return MemoryStats{Stats: s, Backing: b}
 }
 

@@ -189,7 +189,7 @@ func (v *VMM) RemoveDomain(id uint16) error {
 	if d == nil {
 		return fmt.Errorf("remove domain %d: %w", id, ErrNoDomain)
 	}
-	if d.started.Load() {
+	if d.markRemoved() {
 		d.Stop("destroyed")
 		<-d.done
 	}
@@ -275,15 +275,16 @@ func (v *VMM) domainStopped(d *Domain, r Result) {
 // Close stops every domain, waits for them and frees all resources.
 func (v *VMM) Close() error {
 	ds := v.Domains()
-	for _, d := range ds {
-		if d.started.Load() {
+	started := make([]bool, len(ds))
+	for i, d := range ds {
+		if started[i] = d.markRemoved(); started[i] {
 			d.Stop("VMM shutting down")
 		}
 	}
 	// Every domain stops before any is released: a running domain's send
 	// could otherwise signal one whose VM is already closed.
-	for _, d := range ds {
-		if d.started.Load() {
+	for i, d := range ds {
+		if started[i] {
 			<-d.done
 		}
 	}
