@@ -90,8 +90,15 @@ func CreationNeeds() HostNeeds {
 }
 
 // Descriptors is how many file descriptors one domain holds while it
-// exists: its VM, its RAM and grant-table memfds, and one per vCPU.
-func (c DomainConfig) Descriptors() uint64 { return 3 + uint64(max(c.VCPUs, 1)) }
+// exists: its VM, its RAM and grant-table memfds, one per vCPU, and its
+// console log file if it has one.
+func (c DomainConfig) Descriptors() uint64 {
+	n := 3 + uint64(max(c.VCPUs, 1))
+	if c.ConsoleLog != "" {
+		n++ // the console log file, open for the domain's life
+	}
+	return n
+}
 
 // ProcessDescriptors is the allowance for everything else a VMM process
 // holds: the KVM device, standard streams, the Go runtime's poller
@@ -101,8 +108,13 @@ const ProcessDescriptors = 64
 // DescriptorBudget is the RLIMIT_NOFILE a process needs to run domains.
 func DescriptorBudget(domains []DomainConfig) uint64 {
 	n := uint64(ProcessDescriptors)
+	statm := false
 	for _, d := range domains {
 		n += d.Descriptors()
+		statm = statm || d.ReportMemory
+	}
+	if statm {
+		n++ // /proc/self/statm, opened once for report_memory
 	}
 	return n
 }

@@ -122,10 +122,15 @@ func (d *Domain) Restart() error {
 		return fmt.Errorf("restart %q: %w (stopped by the host)", d.cfg.Name, ErrEnded)
 	}
 	d.resultMu.Lock()
-	busy := d.restarting
+	busy, ended := d.restarting, d.result.Kind != Running
 	d.resultMu.Unlock()
 	if busy {
 		return nil
+	}
+	if ended {
+		// The instance ended and no restart is due: the supervisor is
+		// on its way to closing done, and a request now would be lost.
+		return fmt.Errorf("restart %q: %w", d.cfg.Name, ErrEnded)
 	}
 	d.restartReq.Store(true)
 	d.finish(Result{Kind: Stopped, Reason: "restart requested"})
@@ -258,6 +263,11 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 	// Known to Argo and the grant tables again only now: until this
 	// point no peer could reach the new memory.
 	if err = d.vmm.addInstance(d, inst); err != nil {
+		// Whatever was registered before the failure goes as on a death,
+		// so no peer sees a live domain over memory about to be freed.
+		d.vmm.argo.Teardown(argo.DomainID(id))
+		d.vmm.gnttab.DomainDied(gnttab.DomainID(id))
+		d.vmm.memop.DomainDied(memop.DomainID(id))
 		d.finish(Result{Kind: Crashed, Reason: fmt.Sprintf("restart failed: %v", err)})
 		return err
 	}

@@ -534,16 +534,18 @@ create:
 
 // stopAll stops every domain and waits for them.
 func stopAll(v *vmm.VMM, reason string) {
-	ds := v.Domains()
-	for _, d := range ds {
+	// Wait only for the domains stopped here: the control API may start a
+	// domain between the two loops, and nobody would stop that one
+	// (VMM.Close does, later).
+	var stopped []*vmm.Domain
+	for _, d := range v.Domains() {
 		if d.State() != vmm.StateCreated {
 			d.Stop(reason)
+			stopped = append(stopped, d)
 		}
 	}
-	for _, d := range ds {
-		if d.State() != vmm.StateCreated {
-			<-d.Done()
-		}
+	for _, d := range stopped {
+		<-d.Done()
 	}
 }
 
