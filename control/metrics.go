@@ -16,6 +16,9 @@ type collector struct {
 
 	argoMsgs, argoBytes, argoEAGAIN, argoNotifies *prometheus.Desc
 	argoWakeups, argoErrors, argoRings            *prometheus.Desc
+	argoSuppressed, argoWaits                     *prometheus.Desc
+
+	memPages, memBacking, memMoves *prometheus.Desc
 
 	gntMaps, gntUnmaps, gntCopies, gntCopyBytes *prometheus.Desc
 	gntRevoked, gntMapped, gntErrors            *prometheus.Desc
@@ -43,6 +46,12 @@ func newCollector(b Backend) *collector {
 		argoWakeups:  d("argo_space_wakeups_total", "VIRQs raised because ring space a sender waited for appeared."),
 		argoErrors:   d("argo_errors_total", "Argo operations that failed, by errno name.", "errno"),
 		argoRings:    d("argo_rings", "Argo rings registered now."),
+		argoSuppressed: d("argo_virqs_suppressed_total",
+			"Argo messages that raised no VIRQ because the receiver's event index or polling flag said so."),
+		argoWaits:    d("argo_waits_total", "Argo waits in the VMM that found their rings, all (result=any) and those that slept (result=blocked).", "result"),
+		memPages:     d("memory_reservation_pages", "Memory reservation in pages: current (Xen's tot_pages) and max.", "kind"),
+		memBacking:   d("memory_backing_bytes", "Host memory the domain's RAM memfd holds now."),
+		memMoves:     d("memory_frames_total", "Frames moved by memory_op and grant transfer, by kind.", "kind"),
 		gntMaps:      d("gnttab_maps_total", "Grant maps."),
 		gntUnmaps:    d("gnttab_unmaps_total", "Grant unmaps."),
 		gntCopies:    d("gnttab_copies_total", "Grant copies."),
@@ -56,7 +65,7 @@ func newCollector(b Backend) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.vcpus, c.memory, c.uptime, c.restarts, c.exits, c.hypercalls,
 		c.hcErrors, c.virqs, c.argoMsgs, c.argoBytes, c.argoEAGAIN, c.argoNotifies, c.argoWakeups, c.argoErrors,
-		c.argoRings, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors} {
+		c.argoRings, c.argoSuppressed, c.argoWaits, c.memPages, c.memBacking, c.memMoves, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors} {
 		ch <- d
 	}
 }
@@ -94,6 +103,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.argoWakeups, a.SpaceWakeups)
 		byLabel(c.argoErrors, a.ErrorsByErrno)
 		gauge(c.argoRings, float64(a.Rings))
+		counter(c.argoSuppressed, a.Suppressed)
+		counter(c.argoWaits, a.Waits, "any")
+		counter(c.argoWaits, a.WaitsBlocked, "blocked")
+		m := s.Reservation
+		gauge(c.memPages, float64(m.CurrentPages), "current")
+		gauge(c.memPages, float64(m.MaxPages), "max")
+		gauge(c.memBacking, float64(m.BackingBytes))
+		counter(c.memMoves, m.Decreased, "decreased")
+		counter(c.memMoves, m.Populated, "populated")
+		counter(c.memMoves, m.TransfersOut, "transferred_out")
+		counter(c.memMoves, m.TransfersIn, "transferred_in")
 		g := s.Gnttab
 		counter(c.gntMaps, g.Maps)
 		counter(c.gntUnmaps, g.Unmaps)

@@ -50,6 +50,20 @@ type DomainStats struct {
 	VIRQs           uint64            `json:"virqs"`
 	Argo            ArgoStats         `json:"argo"`
 	Gnttab          GnttabStats       `json:"gnttab"`
+	Reservation     MemoryStats       `json:"reservation"`
+}
+
+// MemoryStats are a domain's memory reservation (memory_op) and host
+// memory.
+type MemoryStats struct {
+	CurrentPages uint64 `json:"current_pages"` // Xen's tot_pages
+	MaxPages     uint64 `json:"max_pages"`
+	BackingBytes uint64 `json:"backing_bytes"` // host memory the RAM's memfd holds now
+	Decreased    uint64 `json:"decreased"`
+	Populated    uint64 `json:"populated"`
+	TransfersOut uint64 `json:"transfers_out"`
+	TransfersIn  uint64 `json:"transfers_in"`
+	MemopErrors  uint64 `json:"errors"`
 }
 
 // ArgoStats are a domain's Argo counters.
@@ -65,6 +79,11 @@ type ArgoStats struct {
 	SpaceWakeups  uint64            `json:"space_wakeups"`
 	Errors        uint64            `json:"errors"`
 	ErrorsByErrno map[string]uint64 `json:"errors_by_errno"`
+	// Beyond Xen (argo.md): VIRQs a receiver's event index or polling
+	// flag suppressed, and waits in the VMM (of which blocked).
+	Suppressed   uint64 `json:"virqs_suppressed"`
+	Waits        uint64 `json:"waits"`
+	WaitsBlocked uint64 `json:"waits_blocked"`
 }
 
 // GnttabStats are a domain's grant-table counters.

@@ -52,13 +52,18 @@ func Stats(d *vmm.Domain) DomainStats {
 	st := d.Stats()
 	a := d.ArgoStats()
 	g := d.GnttabStats()
+	m := d.MemoryStats()
 	return DomainStats{
 		DomainInfo: Info(d), Exits: st.ExitsByKind, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
 		HypercallErrors: st.HypercallErrors, UnknownPorts: st.UnknownPorts, VIRQs: st.VIRQs,
 		Argo: ArgoStats{
 			Rings: a.Rings, Registers: a.Registers, MsgsOut: a.MsgsOut, BytesOut: a.BytesOut, MsgsIn: a.MsgsIn,
 			BytesIn: a.BytesIn, EAGAINs: a.EAGAINs, Notifies: a.Notifies, SpaceWakeups: a.Signals, Errors: a.Errors,
-			ErrorsByErrno: a.ErrorsByErrno.ByName(),
+			ErrorsByErrno: a.ErrorsByErrno.ByName(), Suppressed: a.Suppressed, Waits: a.Waits, WaitsBlocked: a.WaitsBlocked,
+		},
+		Reservation: MemoryStats{
+			CurrentPages: m.Current, MaxPages: m.Max, BackingBytes: m.Backing, Decreased: m.Decreased,
+			Populated: m.Populated, TransfersOut: m.TransfersOut, TransfersIn: m.TransfersIn, MemopErrors: m.Errors,
 		},
 		Gnttab: GnttabStats{
 			Maps: g.Maps, Unmaps: g.Unmaps, Copies: g.Copies, CopyBytes: g.CopyBytes, Revoked: g.Revoked,
