@@ -51,7 +51,7 @@ var elemSize = map[uint64]uint64{
 	OpMapGrantRef: sizeofMap, OpUnmapGrantRef: sizeofUnmap, OpSetupTable: sizeofSetupTable,
 	OpCopy: sizeofCopy, OpQuerySize: sizeofQuerySize, OpUnmapAndReplace: sizeofUnmapReplace,
 	OpSetVersion: sizeofSetVersion, OpGetStatusFrames: sizeofGetStatusFrame, OpGetVersion: sizeofGetVersion,
-	OpSwapGrantRef: sizeofSwap, OpQueryRevoked: sizeofQueryRevoked,
+	OpSwapGrantRef: sizeofSwap, OpQueryRevoked: sizeofQueryRevoked, OpTransfer: sizeofTransfer,
 }
 
 // allowedWrites is where an op may write in the caller's memory: its
@@ -63,7 +63,7 @@ func allowedWrites(ram []byte, cmd, uop, count uint64) []span {
 		return nil
 	}
 	n := count
-	if cmd != OpMapGrantRef && cmd != OpUnmapGrantRef && cmd != OpUnmapAndReplace && cmd != OpCopy && cmd != OpSwapGrantRef {
+	if cmd != OpMapGrantRef && cmd != OpUnmapGrantRef && cmd != OpUnmapAndReplace && cmd != OpCopy && cmd != OpSwapGrantRef && cmd != OpTransfer {
 		n = 1
 	}
 	sp := []span{{uop, uop + n*size}}
@@ -92,17 +92,31 @@ const (
 	fzArgHi    = 0x4000
 	fzVictimLo = 4 // V's grantable frames 4..7
 	fzVictimHi = 8
+	fzAccept   = 24 // entries 24-31: accept-transfer entries the script writes
 )
+
+// errnos is every value Op may return.
+var errnos = []int64{0, -EPERM, -ESRCH, -EFAULT, -EINVAL, -ENOSYS, -EOPNOTSUPP}
 
 // FuzzOps lets a hostile domain A issue arbitrary grant-table operations
 // — arbitrary commands, counts and argument bytes, some of them fixed up to
 // aim at real grants — against a granter V that rewrites its first eight
 // entries from another goroutine all the while, swaps other entries, and
-// has A's mappings revoked by policy now and then. Nothing may panic; A's
-// memory may change only in an op's argument array (plus setup_table's
-// frame list and query_revoked's handle array) or in frames gnttab took
-// from A's RAM; V's memory only in the frames it grants and where V's own
-// swap calls write their status; V's table only in the status bits. At the
+// has A's mappings revoked by policy now and then. Transfers run over a
+// fake physmap: the script has V (and A, for transfers to itself) empty
+// frames and write accept-transfer entries, and the racing granter writes
+// accept-transfer entries naming frames V may have emptied. Nothing may
+// panic and every call returns 0 or a negative errno; A's memory may
+// change only in an op's argument array (plus setup_table's frame list
+// and query_revoked's handle array), in frames gnttab took from A's RAM,
+// and in frames whose page left (now empty and zero) or arrived (holding
+// exactly the page that left); V's memory only in the frames it grants,
+// where V's own swap calls write their status and in frames that received
+// A's page; V's table only in the status bits and, for an accept-transfer
+// entry naming A, in committed and completed (with the frame where A's
+// page arrived). After every call no page is in two frames, no frame
+// mapped or pinned has left its domain, and A's pages are conserved: what
+// it had is what it has plus what it moved to V plus what it lost. At the
 // end, after A unmaps every handle it holds, nothing is pinned, no status
 // bit is set, and the window shows nothing for A.
 func FuzzOps(f *testing.F) {
@@ -118,6 +132,14 @@ func FuzzOps(f *testing.F) {
 	f.Add([]byte{}, join(rec(3, 0, 1, 0x0, 0, 17, 1, 3), rec(2, 0, 0, 0), rec(3, 13, 1, 0x300, 4), rec(3, 1, 1, 0x200, 0, 0)))
 	f.Add(make([]byte, 64), join(rec(3, 2, 1, 0x0, 3, 2), rec(3, 6, 1, 0x100), rec(1, 0, 0, 0, 0, 1), rec(0, 8, 1, 0x40)))
 	f.Add([]byte{1, 2, 3}, join(rec(3, 11, 2, 0x0, 8, 9), rec(3, 5, 3, 0x400, 3, 0, 20, 4, 4, 0xFF, 0x0F), rec(0, 9, 255, 0xFFFF)))
+	// Transfers: V empties frame 12 and accepts A's page in entry 24; A
+	// gives frame 4; A accepts its own page into the emptied frame 4 and
+	// gives frame 5 to itself; A gives frame 6 to a missing domain (lost).
+	f.Add([]byte{}, join(rec(10, 0, 0, 0, 4, 1, 0, 0, 0, 0), rec(3, 4, 1, 0x0, 0, 0, 0),
+		rec(26, 0, 0, 0, 0, 0, 0, 0, 4), rec(3, 4, 1, 0x0, 1, 3, 0), rec(3, 4, 1, 0x0, 2, 6, 0)))
+	// A maps the frame it grants itself (10) and tries to give it to V,
+	// which accepts in entry 24: bad_page, the frame stays.
+	f.Add([]byte{}, join(rec(10, 0, 0, 0, 4, 1, 0, 0, 0, 0), rec(3, 0, 1, 0x0, 3, 0x88, 0, 0), rec(3, 4, 1, 0x100, 6, 0, 0)))
 	f.Fuzz(func(t *testing.T, mem []byte, script []byte) {
 		win := newFakeWindow()
 		var sigs sigRecorder
@@ -130,6 +152,11 @@ func FuzzOps(f *testing.F) {
 		if err := g.AddDomain(2, v, v.table, testTableGPA, Config{MaxFrames: fzFrames}); err != nil {
 			t.Fatal(err)
 		}
+		frames := newFakeFrames(g, map[DomainID]*fakeDomain{1: a.fakeDomain, 2: v})
+		frames.attach(a.fakeDomain, 0)
+		frames.attach(v, 0)
+		aHad, vHad, vEmptied := frames.pages(1), frames.pages(2), 0
+		vReceived := map[uint64]bool{} // V's frames that received a page from A
 		for i := range a.ram {
 			a.ram[i] = byte(i*11 + 3)
 		}
@@ -170,9 +197,16 @@ func FuzzOps(f *testing.F) {
 				types := []uint32{GTFPermitAccess, GTFPermitAccess, GTFPermitAccess, GTFInvalid, GTFAcceptTransfer, GTFTransitive}
 				// A hostile guest, but one that never sets the VMM's
 				// status bits itself.
-				flags := types[rng.IntN(len(types))] | rng.Uint32()&rng.Uint32()&(GTFReadonly|GTFSubPage|GTFPWT|0xFE00)
+				typ := types[rng.IntN(len(types))]
+				flags := typ | rng.Uint32()&rng.Uint32()&(GTFReadonly|GTFSubPage|GTFPWT|0xFE00)
 				dom := []uint32{1, 1, 1, 2, 3}[rng.IntN(5)]
-				fr := []uint32{4, 5, 6, 7, 4, 5, 6, 7, 200}[rng.IntN(9)]
+				frs := []uint32{4, 5, 6, 7, 4, 5, 6, 7, 200}
+				if typ == GTFAcceptTransfer {
+					// Frames the script may have emptied; grants
+					// never name them, so only transfers write them.
+					frs = []uint32{4, 12, 13, 200}
+				}
+				fr := frs[rng.IntN(len(frs))]
 				atomic.StoreUint32(word32(v.table, entryOff(ref)+4), fr)
 				atomic.StoreUint32(v.hdr(ref), flags|dom<<16)
 				last[ref] = [2]uint32{flags | dom<<16, fr}
@@ -204,7 +238,36 @@ func FuzzOps(f *testing.F) {
 				copy(vBefore[vArgs:vArgs+sizeofSwap], v.ram[vArgs:])
 				continue
 			case 2:
-				g.Revoke(2, 1)
+				if r[0]&8 == 0 {
+					g.Revoke(2, 1)
+					continue
+				}
+				// A domain empties a frame and writes an accept-transfer
+				// entry: V for A (or another domain), or A for itself.
+				ref := fzAccept + uint32(p[2]%8)
+				flags := []uint16{GTFAcceptTransfer, GTFAcceptTransfer, GTFAcceptTransfer, GTFAcceptTransfer | GTFSubPage, GTFInvalid}[p[5]%5]
+				if r[0]&16 != 0 {
+					// A accepts into any of its frames: only ones its
+					// transfers emptied can receive.
+					a.grant(ref, []DomainID{1, 1, 2}[p[3]%3], []uint64{uint64(p[4] % 16), 0xFFFFF}[p[1]&1], flags)
+					continue
+				}
+				x := 8 + uint64(p[0]%8)
+				if p[1]&1 != 0 && !frames.isEmpty(2, x) {
+					frames.makeEmpty(v, x)
+					clear(vBefore[x*PageSize : (x+1)*PageSize])
+					vEmptied++
+					if p[1]&2 != 0 {
+						// V spends the room elsewhere: at its maximum.
+						frames.mu.Lock()
+						frames.room[2]--
+						frames.mu.Unlock()
+					}
+				}
+				to := []DomainID{1, 1, 1, 3, 2}[p[3]%5]
+				fr := []uint64{x, x, x, 4, 200, 0xFFFFF}[p[4]%6]
+				v.grant(ref, to, fr, flags)
+				model[ref] = [2]uint32{uint32(flags) | uint32(to)<<16, uint32(fr)}
 				continue
 			}
 			cmds := []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 64, 13, uint64(r[1])}
@@ -224,9 +287,73 @@ func FuzzOps(f *testing.F) {
 			allowed := allowedWrites(before, cmd, uop, count)
 			a.reset()
 			ret := g.Op(a, cmd, uop, count)
-			if ret > 0 {
+			if !slices.Contains(errnos, ret) {
 				t.Fatalf("op %d returned %d", cmd, ret)
 			}
+			// Pages that left or arrived in this call.
+			left, arrived := map[uint64]bool{}, map[uint64][]byte{}
+			for _, e := range frames.takeEvents() {
+				if e.from != 1 || (e.moved && e.to != 1 && e.to != 2) {
+					t.Fatalf("op %d: page event %+v", cmd, e)
+				}
+				if cmd != OpTransfer {
+					t.Fatalf("op %d moved or dropped a page: %+v", cmd, e)
+				}
+				left[e.gfn] = true
+				// The page that left is A's page as it was, but for
+				// this call's status writes (or a page that arrived
+				// earlier in the call).
+				if arrived[e.gfn] == nil {
+					for i, c := range e.fromBytes {
+						u := e.gfn*PageSize + uint64(i)
+						if c != before[u] && !slices.ContainsFunc(a.writes, func(s span) bool { return s.has(u) }) {
+							t.Fatalf("transfer: A's frame %#x left with byte %d changed", e.gfn, i)
+						}
+					}
+				}
+				delete(arrived, e.gfn)
+				if !e.moved {
+					continue
+				}
+				if e.to == 1 {
+					arrived[e.toGFN] = e.fromBytes
+					continue
+				}
+				// Nobody else writes V's RAM during A's call.
+				if !slices.Equal(v.ram[e.toGFN*PageSize:(e.toGFN+1)*PageSize], e.fromBytes) {
+					t.Fatalf("transfer: V's frame %#x does not hold A's page", e.toGFN)
+				}
+				vReceived[e.toGFN] = true
+				copy(vBefore[e.toGFN*PageSize:(e.toGFN+1)*PageSize], e.fromBytes)
+			}
+			for gfn := range left {
+				if _, ok := arrived[gfn]; ok {
+					continue
+				}
+				if !frames.isEmpty(1, gfn) || slices.ContainsFunc(a.ram[gfn*PageSize:(gfn+1)*PageSize], func(c byte) bool { return c != 0 }) {
+					t.Fatalf("transfer: A's frame %#x is not empty and zero after its page left", gfn)
+				}
+			}
+			for gfn, pg := range arrived {
+				for i, c := range a.ram[gfn*PageSize : (gfn+1)*PageSize] {
+					u := gfn*PageSize + uint64(i)
+					if c != pg[i] && !slices.ContainsFunc(a.writes, func(s span) bool { return s.has(u) }) {
+						t.Fatalf("transfer: A's frame %#x does not hold the page that arrived (byte %d)", gfn, i)
+					}
+				}
+			}
+			if cmd == OpTransfer && ret == 0 && r[0]&3 == 3 && uop+64 <= fzArgHi {
+				for i := range min(count, 2) {
+					at := uop + i*sizeofTransfer + 16
+					if frames.isEmpty(1, at/PageSize) {
+						continue
+					}
+					if st := int16(le.Uint16(a.ram[at:])); !slices.Contains([]int16{GNTSTOkay, GNTSTBadPage, GNTSTBadDomain, GNTSTGeneralError}, st) {
+						t.Fatalf("transfer element %d: status %d", i, st)
+					}
+				}
+			}
+			checkFrames(t, g, win, frames, aHad, vHad, vEmptied)
 			a.mu.Lock()
 			for _, w := range a.writes {
 				if !slices.ContainsFunc(allowed, func(s span) bool { return w.lo >= s.lo && w.hi <= s.hi }) {
@@ -239,6 +366,9 @@ func FuzzOps(f *testing.F) {
 				}
 				u := uint64(i)
 				in := func(s span) bool { return s.has(u) }
+				if _, ok := arrived[u/PageSize]; ok || left[u/PageSize] {
+					continue // checked above
+				}
 				if !slices.ContainsFunc(a.writes, in) && !slices.ContainsFunc(a.slices, in) {
 					t.Fatalf("op %d changed A's byte %#x outside its writes and frames", cmd, i)
 				}
@@ -248,7 +378,15 @@ func FuzzOps(f *testing.F) {
 		stop.Store(true)
 		wg.Wait()
 
-		// Unmap everything A holds.
+		frames.check(t)
+		frames.mu.Lock()
+		t.Logf("pages: A to V %d, A to A %d, A lost %d", frames.moved[[2]DomainID{1, 2}], frames.moved[[2]DomainID{1, 1}], frames.lost[1])
+		frames.mu.Unlock()
+		// Unmap everything A holds, from argument pages it may have given
+		// away.
+		for gfn := uint64(fzArgLo / PageSize); gfn < fzArgHi/PageSize; gfn++ {
+			frames.populate(a.fakeDomain, gfn)
+		}
 		hs := handlesOf(g, 1)
 		if len(hs) > 0 {
 			b := make([]byte, len(hs)*sizeofUnmap)
@@ -276,7 +414,14 @@ func FuzzOps(f *testing.F) {
 				t.Errorf("dom%d: %d entries still pinned", d.id, n)
 			}
 			for ref := uint32(0); ref < fzFrames*EntriesPerFrame; ref++ {
-				if d.flags(ref)&(GTFReading|GTFWriting) != 0 {
+				st := uint16(GTFReading | GTFWriting)
+				if d.flags(ref)&3 == GTFAcceptTransfer || (d == v && ref < 8 && vReceived[uint64(d.frameOf(ref))]) {
+					// Bit 3 is transfer_completed, set by a transfer
+					// into the entry (or, for the racing entries,
+					// into one the guest rewrote after the commit).
+					st = GTFWriting
+				}
+				if d.flags(ref)&st != 0 {
 					t.Errorf("dom%d ref %d: status bits left %#x", d.id, ref, d.flags(ref))
 				}
 			}
@@ -299,14 +444,30 @@ func FuzzOps(f *testing.F) {
 				t.Fatalf("V's byte %#x changed", i)
 			}
 		}
-		// V's table: what the guest last wrote, status bits aside.
+		// V's table: what the guest last wrote, status bits aside; an
+		// accept-transfer entry naming A may also be committed and
+		// completed, with a frame that received A's page.
+		const done = GTFTransferCommitted | GTFTransferCompleted
 		for ref := uint32(0); ref < fzFrames*EntriesPerFrame; ref++ {
 			want := model[ref]
+			got := [2]uint32{atomic.LoadUint32(v.hdr(ref)), atomic.LoadUint32(word32(v.table, entryOff(ref)+4))}
 			if ref < 8 {
+				// The racing granter may rewrite an entry between a
+				// transfer's commit and its completion (which the
+				// protocol forbids): the completion then lands on
+				// whatever it wrote, with the frame where the page
+				// went.
 				want = last[ref]
+				m := uint32(GTFReadonly | GTFReading | GTFWriting)
+				if got[0]&^m != want[0]&^m || (got[1] != want[1] && !vReceived[uint64(got[1])]) {
+					t.Fatalf("V's racing entry %d: %#x, want %#x", ref, got, want)
+				}
+				continue
 			}
-			got := [2]uint32{atomic.LoadUint32(v.hdr(ref)) &^ (GTFReading | GTFWriting), atomic.LoadUint32(word32(v.table, entryOff(ref)+4))}
-			if got != want {
+			if got == want || (got[0]&^(GTFReading|GTFWriting) == want[0] && got[1] == want[1] && want[0]&3 != GTFAcceptTransfer) {
+				continue
+			}
+			if !acceptsFrom(want[0], 1) || got != [2]uint32{want[0] | done, want[1]} || !vReceived[uint64(got[1])] {
 				t.Fatalf("V's entry %d: %#x, want %#x", ref, got, want)
 			}
 		}
@@ -356,6 +517,56 @@ func fixup(b []byte, cmd uint64, p []byte) {
 		le.PutUint32(b[4:], uint32(p[1]%16))
 	case OpSetVersion:
 		le.PutUint32(b[0:], uint32(p[0]%3))
+	case OpTransfer:
+		// Two elements: A's frames in and out of its RAM (10 is the one
+		// it grants itself), V, itself, a missing domain, a domain id
+		// past the table of domains; the script's accept entries, the
+		// racing ones, the stable ones, refs past the table.
+		for k := range 2 {
+			q := p[4*k:]
+			x := b[k*sizeofTransfer:]
+			le.PutUint64(x[0:], []uint64{4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1, 0, 16, 1 << 40}[q[0]%16])
+			le.PutUint16(x[8:], uint16([]DomainID{2, 2, 2, DomainSelf, 1, 3, 9, 0x7FF4}[q[1]%8]))
+			ref := []uint32{fzAccept, fzAccept, fzAccept, fzAccept, 0, 0, 16, 512}[q[2]>>5] + uint32(q[2]&7)
+			le.PutUint32(x[12:], ref)
+			le.PutUint16(x[16:], 0x7777)
+		}
+	}
+}
+
+// checkFrames checks, between calls, that no page is in two frames or
+// left taken or reserved, that no frame a window shows or a grant pins
+// has left its domain, and that A's pages are all accounted for.
+func checkFrames(t *testing.T, g *GrantTables, win *fakeWindow, f *fakeFrames, aHad, vHad, vEmptied int) {
+	t.Helper()
+	f.check(t)
+	win.mu.Lock()
+	for grantee, m := range win.m {
+		for gpa, w := range m {
+			if !w.dead && f.dom[w.granter] != nil && f.isEmpty(w.granter, w.gfn) {
+				t.Errorf("dom%d's window shows dom%d's frame %#x at %#x, which has left it", grantee, w.granter, w.gfn, gpa)
+			}
+		}
+	}
+	win.mu.Unlock()
+	for id := range f.dom {
+		d := domainIn(g, id)
+		d.tableMu.Lock()
+		for gfn := range d.activeFrames {
+			if f.isEmpty(id, gfn) {
+				t.Errorf("dom%d's frame %#x is pinned but has left it", id, gfn)
+			}
+		}
+		d.tableMu.Unlock()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	has, toV, lost := len(f.page[1]), f.moved[[2]DomainID{1, 2}], f.lost[1]
+	if aHad != has+toV+lost {
+		t.Fatalf("A had %d pages, has %d, moved %d to V, lost %d", aHad, has, toV, lost)
+	}
+	if vHas := len(f.page[2]); vHas != vHad-vEmptied+toV || f.lost[2] != 0 || f.moved[[2]DomainID{2, 1}] != 0 {
+		t.Fatalf("V had %d pages, emptied %d, received %d, has %d (lost %d, gave A %d)", vHad, vEmptied, toV, vHas, f.lost[2], f.moved[[2]DomainID{2, 1}])
 	}
 }
 

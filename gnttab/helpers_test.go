@@ -567,3 +567,245 @@ func (w *world) handles(id DomainID) []uint32 {
 	}
 	return hs
 }
+
+var errFrames = errors.New("frames refuse")
+
+// fakeFrames is Frames over fake domains' RAM: it keeps which frames are
+// empty, taken or reserved, the room left in each reservation and a set
+// of "Argo ring" frames, and moves page contents. Each populated frame
+// holds a page with an identity of its own, which a move carries to the
+// receiver, so that a test can check that no page is ever in two places
+// and count where a domain's pages went. It reports protocol violations
+// (dropping or moving a frame that was not taken, moving to a frame that
+// was not reserved).
+type fakeFrames struct {
+	// dom is the domains by id (shared with the test's world, so later
+	// additions are seen).
+	dom map[DomainID]*fakeDomain
+	// mu guards the fields below.
+	mu       sync.Mutex
+	empty    map[DomainID]map[uint64]bool
+	taken    map[DomainID]map[uint64]bool
+	reserved map[DomainID]map[uint64]bool
+	room     map[DomainID]int
+	ring     map[DomainID]map[uint64]bool
+	// page is the identity of the page in each populated frame (taken
+	// frames included: a taken page is still its owner's until moved or
+	// dropped); nextPage the next identity to hand out.
+	page     map[DomainID]map[uint64]uint64
+	nextPage uint64
+	// moved counts pages moved per (from, to); lost the pages dropped per
+	// domain; events lists moves and drops since the last takeEvents.
+	moved      map[[2]DomainID]int
+	lost       map[DomainID]int
+	events     []frameEvent
+	failMove   bool
+	violations testutil.Violations
+}
+
+// frameEvent is one page leaving a frame: moved to (to, toGFN), or
+// dropped (moved false).
+type frameEvent struct {
+	from      DomainID
+	gfn       uint64
+	to        DomainID
+	toGFN     uint64
+	moved     bool
+	fromBytes []byte // the page as it left
+}
+
+// newFakeFrames makes a fakeFrames over dom and enables transfers on g
+// with it.
+func newFakeFrames(g *GrantTables, dom map[DomainID]*fakeDomain) *fakeFrames {
+	f := &fakeFrames{dom: dom, empty: map[DomainID]map[uint64]bool{}, taken: map[DomainID]map[uint64]bool{},
+		reserved: map[DomainID]map[uint64]bool{}, room: map[DomainID]int{}, ring: map[DomainID]map[uint64]bool{},
+		page: map[DomainID]map[uint64]uint64{}, moved: map[[2]DomainID]int{}, lost: map[DomainID]int{}}
+	g.SetFrames(f)
+	return f
+}
+
+// attach gives d a physmap: every RAM frame but frame 0 populated with a
+// page of its own, room for room more pages; accesses to empty or taken
+// frames fault.
+func (f *fakeFrames) attach(d *fakeDomain, room int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.empty[d.id], f.taken[d.id], f.reserved[d.id], f.ring[d.id] = map[uint64]bool{}, map[uint64]bool{}, map[uint64]bool{}, map[uint64]bool{}
+	f.page[d.id] = map[uint64]uint64{}
+	for g := uint64(1); g < uint64(len(d.ram))/PageSize; g++ {
+		f.nextPage++
+		f.page[d.id][g] = f.nextPage
+	}
+	f.room[d.id] = room
+	id := d.id
+	d.absent = func(g uint64) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.empty[id][g] || f.taken[id][g]
+	}
+}
+
+// makeEmpty empties a frame as a decrease_reservation would.
+func (f *fakeFrames) makeEmpty(d *fakeDomain, gfn uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.empty[d.id][gfn] = true
+	delete(f.page[d.id], gfn)
+	f.room[d.id]++
+	clear(d.ram[gfn*PageSize : (gfn+1)*PageSize])
+}
+
+// populate gives empty frame gfn a fresh zeroed page, as a
+// populate_physmap would, without charging the reservation (the tests use
+// it to give a guest back a working page).
+func (f *fakeFrames) populate(d *fakeDomain, gfn uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.empty[d.id][gfn] {
+		return
+	}
+	delete(f.empty[d.id], gfn)
+	f.nextPage++
+	f.page[d.id][gfn] = f.nextPage
+	clear(d.ram[gfn*PageSize : (gfn+1)*PageSize])
+}
+
+func (f *fakeFrames) isEmpty(id DomainID, gfn uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.empty[id][gfn]
+}
+
+// pages counts the pages domain id holds.
+func (f *fakeFrames) pages(id DomainID) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.page[id])
+}
+
+// takeEvents returns and forgets the moves and drops so far.
+func (f *fakeFrames) takeEvents() []frameEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ev := f.events
+	f.events = nil
+	return ev
+}
+
+func (f *fakeFrames) Take(from DomainID, gfn uint64, inUse func() bool) error {
+	f.mu.Lock()
+	d := f.dom[from]
+	if gfn >= uint64(len(d.ram))/PageSize || gfn == 0 || f.empty[from][gfn] || f.taken[from][gfn] {
+		f.mu.Unlock()
+		return errFrames
+	}
+	f.taken[from][gfn] = true
+	ring := f.ring[from][gfn]
+	f.mu.Unlock()
+	if ring || inUse() {
+		f.mu.Lock()
+		delete(f.taken[from], gfn)
+		f.mu.Unlock()
+		return errFrames
+	}
+	return nil
+}
+
+func (f *fakeFrames) Drop(from DomainID, gfn uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.taken[from][gfn] {
+		f.violations.Add("dom%d: drop of frame %#x that was not taken", from, gfn)
+	}
+	src := f.dom[from].ram[gfn*PageSize : (gfn+1)*PageSize]
+	f.events = append(f.events, frameEvent{from: from, gfn: gfn, fromBytes: append([]byte(nil), src...)})
+	delete(f.taken[from], gfn)
+	delete(f.page[from], gfn)
+	f.empty[from][gfn] = true
+	f.room[from]++
+	f.lost[from]++
+	clear(src)
+	return nil
+}
+
+func (f *fakeFrames) Reserve(to DomainID, gfn uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.dom[to]
+	if gfn >= uint64(len(d.ram))/PageSize || !f.empty[to][gfn] || f.reserved[to][gfn] || f.room[to] == 0 {
+		return errFrames
+	}
+	f.reserved[to][gfn] = true
+	f.room[to]--
+	return nil
+}
+
+func (f *fakeFrames) Unreserve(to DomainID, gfn uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.reserved[to][gfn] {
+		f.violations.Add("dom%d: unreserve of frame %#x that was not reserved", to, gfn)
+	}
+	delete(f.reserved[to], gfn)
+	f.room[to]++
+}
+
+func (f *fakeFrames) Move(from DomainID, gfn uint64, to DomainID, toGFN uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failMove {
+		return errFrames
+	}
+	if !f.taken[from][gfn] || !f.reserved[to][toGFN] {
+		f.violations.Add("move dom%d %#x (taken %v) to dom%d %#x (reserved %v)", from, gfn, f.taken[from][gfn], to, toGFN, f.reserved[to][toGFN])
+	}
+	src, dst := f.dom[from].ram[gfn*PageSize:(gfn+1)*PageSize], f.dom[to].ram[toGFN*PageSize:(toGFN+1)*PageSize]
+	f.events = append(f.events, frameEvent{from: from, gfn: gfn, to: to, toGFN: toGFN, moved: true, fromBytes: append([]byte(nil), src...)})
+	copy(dst, src)
+	clear(src)
+	delete(f.taken[from], gfn)
+	delete(f.reserved[to], toGFN)
+	f.empty[from][gfn] = true
+	delete(f.empty[to], toGFN)
+	f.page[to][toGFN] = f.page[from][gfn]
+	delete(f.page[from], gfn)
+	f.room[from]++
+	f.moved[[2]DomainID{from, to}]++
+	return nil
+}
+
+// check reports violations, frames left taken or reserved, and any page
+// found in two frames or a populated frame without a page.
+func (f *fakeFrames) check(t testing.TB) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.violations.Report(t, "frames:")
+	for id, m := range f.taken {
+		for g := range m {
+			t.Errorf("dom%d frame %#x left taken", id, g)
+		}
+	}
+	for id, m := range f.reserved {
+		for g := range m {
+			t.Errorf("dom%d frame %#x left reserved", id, g)
+		}
+	}
+	where := map[uint64][2]uint64{}
+	for id, m := range f.page {
+		for g, p := range m {
+			if w, ok := where[p]; ok {
+				t.Errorf("page %d is both dom%d's frame %#x and dom%d's frame %#x", p, w[0], w[1], id, g)
+			}
+			where[p] = [2]uint64{uint64(id), g}
+			if f.empty[id][g] {
+				t.Errorf("dom%d's frame %#x is empty and holds page %d", id, g, p)
+			}
+		}
+		for g := uint64(1); g < uint64(len(f.dom[id].ram))/PageSize; g++ {
+			if _, ok := m[g]; !ok && !f.empty[id][g] {
+				t.Errorf("dom%d's frame %#x is neither empty nor holds a page", id, g)
+			}
+		}
+	}
+}

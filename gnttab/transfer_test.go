@@ -2,160 +2,10 @@ package gnttab
 
 import (
 	"bytes"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/argovisor/argovisor/internal/testutil"
 )
-
-var errFrames = errors.New("frames refuse")
-
-// fakeFrames is Frames over the fake domains' RAM: it keeps which frames
-// are empty, taken or reserved, the room left in each reservation and a
-// set of "Argo ring" frames, and moves page contents. It reports protocol
-// violations (dropping or moving a frame that was not taken, moving to a
-// frame that was not reserved).
-type fakeFrames struct {
-	w          *world
-	mu         sync.Mutex
-	empty      map[DomainID]map[uint64]bool
-	taken      map[DomainID]map[uint64]bool
-	reserved   map[DomainID]map[uint64]bool
-	room       map[DomainID]int
-	ring       map[DomainID]map[uint64]bool
-	failMove   bool
-	violations testutil.Violations
-}
-
-func newFakeFrames(w *world) *fakeFrames {
-	f := &fakeFrames{w: w, empty: map[DomainID]map[uint64]bool{}, taken: map[DomainID]map[uint64]bool{},
-		reserved: map[DomainID]map[uint64]bool{}, room: map[DomainID]int{}, ring: map[DomainID]map[uint64]bool{}}
-	w.g.SetFrames(f)
-	return f
-}
-
-// attach gives d a physmap: every RAM frame populated, room for room more
-// pages; accesses to empty or taken frames fault.
-func (f *fakeFrames) attach(d *fakeDomain, room int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.empty[d.id], f.taken[d.id], f.reserved[d.id], f.ring[d.id] = map[uint64]bool{}, map[uint64]bool{}, map[uint64]bool{}, map[uint64]bool{}
-	f.room[d.id] = room
-	id := d.id
-	d.absent = func(g uint64) bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.empty[id][g] || f.taken[id][g]
-	}
-}
-
-// makeEmpty empties a frame as a decrease_reservation would.
-func (f *fakeFrames) makeEmpty(d *fakeDomain, gfn uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.empty[d.id][gfn] = true
-	f.room[d.id]++
-	clear(d.ram[gfn*PageSize : (gfn+1)*PageSize])
-}
-
-func (f *fakeFrames) isEmpty(id DomainID, gfn uint64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.empty[id][gfn]
-}
-
-func (f *fakeFrames) Take(from DomainID, gfn uint64, inUse func() bool) error {
-	f.mu.Lock()
-	d := f.w.dom[from]
-	if gfn >= uint64(len(d.ram))/PageSize || gfn == 0 || f.empty[from][gfn] || f.taken[from][gfn] {
-		f.mu.Unlock()
-		return errFrames
-	}
-	f.taken[from][gfn] = true
-	ring := f.ring[from][gfn]
-	f.mu.Unlock()
-	if ring || inUse() {
-		f.mu.Lock()
-		delete(f.taken[from], gfn)
-		f.mu.Unlock()
-		return errFrames
-	}
-	return nil
-}
-
-func (f *fakeFrames) Drop(from DomainID, gfn uint64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.taken[from][gfn] {
-		f.violations.Add("dom%d: drop of frame %#x that was not taken", from, gfn)
-	}
-	delete(f.taken[from], gfn)
-	f.empty[from][gfn] = true
-	f.room[from]++
-	clear(f.w.dom[from].ram[gfn*PageSize : (gfn+1)*PageSize])
-	return nil
-}
-
-func (f *fakeFrames) Reserve(to DomainID, gfn uint64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d := f.w.dom[to]
-	if gfn >= uint64(len(d.ram))/PageSize || !f.empty[to][gfn] || f.reserved[to][gfn] || f.room[to] == 0 {
-		return errFrames
-	}
-	f.reserved[to][gfn] = true
-	f.room[to]--
-	return nil
-}
-
-func (f *fakeFrames) Unreserve(to DomainID, gfn uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.reserved[to][gfn] {
-		f.violations.Add("dom%d: unreserve of frame %#x that was not reserved", to, gfn)
-	}
-	delete(f.reserved[to], gfn)
-	f.room[to]++
-}
-
-func (f *fakeFrames) Move(from DomainID, gfn uint64, to DomainID, toGFN uint64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failMove {
-		return errFrames
-	}
-	if !f.taken[from][gfn] || !f.reserved[to][toGFN] {
-		f.violations.Add("move dom%d %#x (taken %v) to dom%d %#x (reserved %v)", from, gfn, f.taken[from][gfn], to, toGFN, f.reserved[to][toGFN])
-	}
-	src, dst := f.w.dom[from].ram[gfn*PageSize:(gfn+1)*PageSize], f.w.dom[to].ram[toGFN*PageSize:(toGFN+1)*PageSize]
-	copy(dst, src)
-	clear(src)
-	delete(f.taken[from], gfn)
-	delete(f.reserved[to], toGFN)
-	f.empty[from][gfn] = true
-	delete(f.empty[to], toGFN)
-	f.room[from]++
-	return nil
-}
-
-func (f *fakeFrames) check(t testing.TB) {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.violations.Report(t, "frames:")
-	for id, m := range f.taken {
-		for g := range m {
-			t.Errorf("dom%d frame %#x left taken", id, g)
-		}
-	}
-	for id, m := range f.reserved {
-		for g := range m {
-			t.Errorf("dom%d frame %#x left reserved", id, g)
-		}
-	}
-}
 
 // xferArgs is one gnttab_transfer element.
 type xferArgs struct {
@@ -195,7 +45,7 @@ func (d *fakeDomain) frameOf(ref uint32) uint32 {
 // entry 8.
 func transferWorld(t *testing.T) (*world, *fakeFrames, *fakeDomain, *fakeDomain) {
 	w := newWorld(t)
-	f := newFakeFrames(w)
+	f := newFakeFrames(w.g, w.dom)
 	a, b := w.add(1, Config{}), w.add(2, Config{})
 	f.attach(a, 0)
 	f.attach(b, 0)
