@@ -243,3 +243,20 @@ func waitFor(tb testing.TB, c *console, d *vmm.Domain, re *regexp.Regexp, limit 
 		}
 	}
 }
+
+// runChecks runs a checking guest's config through the CLI (120 s at
+// most) and wants exit status 0, no line with FAIL, and each of want,
+// after prefix, somewhere in standard output.
+func runChecks(t *testing.T, cfgPath, prefix string, want ...string) cliResult {
+	t.Helper()
+	r := runCLI(t, "run", "--timeout", "120s", cfgPath)
+	if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
+		t.Fatalf("want exit 0 and no FAIL:\n%v", r)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stdout, prefix+w) {
+			t.Errorf("stdout lacks %q", prefix+w)
+		}
+	}
+	return r
+}

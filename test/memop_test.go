@@ -184,11 +184,7 @@ func TestMemopTransferErrors(t *testing.T) {
 	requireKVM(t)
 	dir := t.TempDir()
 	t.Run("checks", func(t *testing.T) {
-		r := runCLI(t, "run", "--timeout", "120s", writeFile(t, dir, "xfer.toml", transferErrorsConfig("")))
-		if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
-			t.Fatalf("want exit 0 and no FAIL:\n%v", r)
-		}
-		for _, want := range []string{
+		r := runChecks(t, writeFile(t, dir, "xfer.toml", transferErrorsConfig("")), "",
 			"[tester] gntxfer: transfer_outside_region: got -9 bad_page, want -9 bad_page: ok",
 			"[tester] gntxfer: transfer_grant_table_frame: got -9 bad_page, want -9 bad_page: ok",
 			"[tester] gntxfer: transfer_empty_frame: got -9 bad_page, want -9 bad_page: ok",
@@ -217,11 +213,7 @@ func TestMemopTransferErrors(t *testing.T) {
 			"argovisor: tester (domain 1): exited with status 0",
 			"argovisor: peer (domain 2): exited with status 0",
 			"argovisor: dier (domain 3): exited with status 0",
-		} {
-			if !strings.Contains(r.stdout, want) {
-				t.Errorf("stdout lacks %q", want)
-			}
-		}
+		)
 		for _, name := range []string{"tester", "peer"} {
 			m := regexp.MustCompile(`\[` + name + `\] gntxfer: all (\d+) checks ok`).FindStringSubmatch(r.stdout)
 			if m == nil {
