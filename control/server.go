@@ -156,32 +156,28 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	info, err := s.b.Create(body.Bytes())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.log.Info("api: domain created", "domain", info.Name, "id", info.ID)
-	writeJSON(w, http.StatusCreated, info)
+	s.answer(w, r, "created", http.StatusCreated, info, err)
 }
 
 func (s *Server) stopDomain(w http.ResponseWriter, r *http.Request) {
 	info, err := s.b.Stop(r.Context(), r.PathValue("name"))
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.log.Info("api: domain stopped", "domain", info.Name, "id", info.ID)
-	writeJSON(w, http.StatusOK, info)
+	s.answer(w, r, "stopped", http.StatusOK, info, err)
 }
 
 func (s *Server) destroy(w http.ResponseWriter, r *http.Request) {
 	info, err := s.b.Destroy(r.PathValue("name"))
+	s.answer(w, r, "destroyed", http.StatusOK, info, err)
+}
+
+// answer ends a route that acted on one domain: the error's status, or a
+// log line saying what was done and the domain's info with code.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, done string, code int, info DomainInfo, err error) {
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	s.log.Info("api: domain destroyed", "domain", info.Name, "id", info.ID)
-	writeJSON(w, http.StatusOK, info)
+	s.log.Info("api: domain "+done, "domain", info.Name, "id", info.ID)
+	writeJSON(w, code, info)
 }
 
 func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
