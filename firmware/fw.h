@@ -35,6 +35,7 @@
 #define FW_PCPU_SELF        8
 #define FW_PCPU_VIRQS       16      /* VIRQ arrivals not yet handed to the handler */
 #define FW_PCPU_WAKES       20      /* interrupts taken (VIRQ + IPI), wraps */
+#define FW_PCPU_EARLY       24      /* of those, taken between the wait's STI and HLT */
 #define FW_PCPU_SHIFT       6       /* sizeof(struct fw_percpu) == 64 */
 
 #define FW_MSR_GS_BASE          0xC0000101
@@ -100,7 +101,12 @@ struct fw_percpu {
     /* Bumped by the VIRQ and IPI stubs; the wait gate halts only while it
      * still has the value the caller read before checking for work. */
     volatile uint32_t wakes;
-    uint64_t pad[5];
+    /* Interrupts the stubs found taken inside the wait gate's STI shadow,
+     * which hardware never does (isr.S, "early wake-ups"): a count for
+     * diagnosis, read by the VMM's tests. */
+    volatile uint32_t early_wakes;
+    uint32_t reserved2;
+    uint64_t pad[4];
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct fw_percpu) == 1 << FW_PCPU_SHIFT, "entry.S assumes 64-byte blocks");
@@ -108,6 +114,7 @@ _Static_assert(offsetof(struct fw_percpu, cpu) == FW_PCPU_CPU, "percpu layout");
 _Static_assert(offsetof(struct fw_percpu, self) == FW_PCPU_SELF, "percpu layout");
 _Static_assert(offsetof(struct fw_percpu, virqs_pending) == FW_PCPU_VIRQS, "percpu layout");
 _Static_assert(offsetof(struct fw_percpu, wakes) == FW_PCPU_WAKES, "percpu layout");
+_Static_assert(offsetof(struct fw_percpu, early_wakes) == FW_PCPU_EARLY, "percpu layout");
 
 extern struct fw_percpu fw_percpu[GUEST_MAX_CPUS];
 
