@@ -1,4 +1,7 @@
-package test
+// Package guest_test tests the guest SDK that firmware/sdk.mk installs;
+// the firmware itself is C and assembly, built by firmware/build.mk. It
+// needs no KVM, so it runs on the host on every path of make test.
+package guest_test
 
 import (
 	"os"
@@ -13,6 +16,10 @@ import (
 // from a directory outside the source tree with a three-line Makefile, and
 // loads the result as the VMM would (no KVM needed).
 func TestSDKOutOfTree(t *testing.T) {
+	repoRoot, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmp := t.TempDir()
 	sdk := filepath.Join(tmp, "sdk")
 	if out, err := exec.Command("make", "-C", repoRoot, "sdk", "SDK_PREFIX="+sdk).CombinedOutput(); err != nil {
@@ -59,5 +66,12 @@ int guest_main(void)
 	}
 	if !found {
 		t.Error("guest_main is not in the guest's symbol table")
+	}
+}
+
+func writeFile(t *testing.T, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/vmm"
 )
 
@@ -68,7 +69,7 @@ type child struct {
 
 func startChild(t *testing.T, scenario string, env ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^$")}
+	c := &child{cmd: exec.Command(testutil.StaticTestBinary(t), "-test.run=^$")}
 	c.cmd.Env = append(append(os.Environ(), childEnv+"="+scenario), env...)
 	c.cmd.Stderr = &c.stderr
 	var err error

@@ -4,6 +4,8 @@ go 1.26.3
 
 tool gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
 
+require github.com/cavaliergopher/cpio v1.0.1
+
 require (
 	golang.org/x/mod v0.34.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect

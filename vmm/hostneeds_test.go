@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/argovisor/argovisor/internal/testutil"
 	"github.com/argovisor/argovisor/kvm"
 	"github.com/argovisor/argovisor/sandbox"
 	"golang.org/x/sys/unix"
@@ -214,7 +215,7 @@ func buildUnderFilter(call string) error {
 
 func runFilteredChild(t *testing.T, call string) (string, syscall.WaitStatus) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(testutil.StaticTestBinary(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+call)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
