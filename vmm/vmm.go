@@ -71,6 +71,12 @@ type VMM struct {
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
+
+	// restartHook, set only by tests before any domain starts, runs in a
+	// restart once the new instance has replaced the old one, before it
+	// is registered with Argo and the grant tables and its vCPUs start:
+	// the window in which the domain must still be listed as restarting.
+	restartHook func(*Domain)
 }
 
 // New opens the KVM device and checks its capabilities. Errors wrap
