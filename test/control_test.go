@@ -193,10 +193,26 @@ func TestControlAPILifecycle(t *testing.T) {
 		t.Errorf("second VMM on the socket: %v", r)
 	}
 
-	// create → exits on its own, stays listed with its result.
+	// Domain ids (docs/api.md): unique for the VMM's life, so never one
+	// a destroyed domain had; and only a created domain uses one up, so
+	// with one create at a time each domain gets the id after the last
+	// created one's, however many creates failed in between.
+	created := func(out, name string) int {
+		t.Helper()
+		m := regexp.MustCompile(`^created ` + name + ` \(domain (\d+)\)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("create %s: %q", name, out)
+		}
+		id, _ := strconv.Atoi(m[1])
+		return id
+	}
+
+	// create → exits on its own, stays listed with its result. The first
+	// domain of a VMM is domain 1.
 	hello := writeFile(t, dir, "hello.json", fmt.Sprintf(`{"name": "hello", "kernel": %q, "memory": "16M"}`, guest("hello")))
-	if out := p.ctl(t, "create", hello); !strings.HasPrefix(out, "created hello (domain 1)") {
-		t.Errorf("create: %q", out)
+	helloID := created(p.ctl(t, "create", hello), "hello")
+	if helloID != 1 {
+		t.Errorf("the first domain is domain %d, want 1", helloID)
 	}
 	p.waitState(t, "hello", "exited", time.Minute)
 	if out := p.ctl(t, "list"); !regexp.MustCompile(`(?m)^1 +hello +exited +1 +16M .* exited with status 0$`).MatchString(out) {
@@ -233,14 +249,19 @@ func TestControlAPILifecycle(t *testing.T) {
 	}
 
 	// stop: through the exit path, still listed; destroy: gone, name free.
+	// The four creates refused since hello's (one of them after the VMM
+	// had begun to build the domain) used up no id.
 	spin := writeFile(t, dir, "spin.toml", fmt.Sprintf("[[domain]]\nname = \"spin\"\nkernel = %q\nmemory = \"16M\"\n", guest("spin")))
-	p.ctl(t, "create", spin)
+	spinID := created(p.ctl(t, "create", spin), "spin")
+	if spinID != helloID+1 {
+		t.Errorf("spin is domain %d after hello (%d) and only failed creates, want %d", spinID, helloID, helloID+1)
+	}
 	p.waitState(t, "spin", "running", time.Minute)
-	if out := p.ctl(t, "stop", "spin"); !strings.Contains(out, "stopped spin (domain 2): stopped: stopped through the control API") {
+	if out := p.ctl(t, "stop", "spin"); !strings.Contains(out, fmt.Sprintf("stopped spin (domain %d): stopped: stopped through the control API", spinID)) {
 		t.Errorf("stop: %q", out)
 	}
 	p.waitState(t, "spin", "stopped", time.Minute)
-	if out := p.ctl(t, "destroy", "spin"); !strings.HasPrefix(out, "destroyed spin (domain 2)") {
+	if out := p.ctl(t, "destroy", "spin"); !strings.HasPrefix(out, fmt.Sprintf("destroyed spin (domain %d)", spinID)) {
 		t.Errorf("destroy: %q", out)
 	}
 	for _, d := range p.list(t) {
@@ -248,8 +269,9 @@ func TestControlAPILifecycle(t *testing.T) {
 			t.Errorf("destroyed domain still listed: %+v", d)
 		}
 	}
-	if out := p.ctl(t, "create", spin); !strings.HasPrefix(out, "created spin (domain 3)") {
-		t.Errorf("name reuse: %q", out)
+	// The name is free again, its id never.
+	if id := created(p.ctl(t, "create", spin), "spin"); id != spinID+1 {
+		t.Errorf("spin created again is domain %d, want %d: a new id, the next one", id, spinID+1)
 	}
 	p.waitState(t, "spin", "running", time.Minute)
 	p.ctl(t, "destroy", "spin") // while running: now
@@ -267,10 +289,14 @@ vcpus = 2
 on_crash = "restart"
 restart_backoff = "10ms"
 `, guest("crashtwice")))
-	p.ctl(t, "create", crashy)
+	crashyID := created(p.ctl(t, "create", crashy), "crashy")
+	if crashyID != spinID+2 {
+		t.Errorf("crashy is domain %d, want %d: the next id after the destroyed spin's and its successor's", crashyID, spinID+2)
+	}
 	p.waitState(t, "crashy", "exited", time.Minute)
+	// Its restarts keep its id.
 	st := p.stats(t, "crashy")
-	if st.Restarts != 2 || st.ID != 4 || st.Result == nil || st.Result.Kind != "exited" || st.Result.Status != 0 || st.Exits["io"] == 0 {
+	if st.Restarts != 2 || int(st.ID) != crashyID || st.Result == nil || st.Result.Kind != "exited" || st.Result.Status != 0 || st.Exits["io"] == 0 {
 		t.Errorf("crashy: %+v result %+v", st, st.Result)
 	}
 	for _, want := range []string{"[crashy] boot 0: crashing on purpose", "[crashy] boot 1: crashing on purpose", "[crashy] boot 2: ok after 2 restarts"} {
@@ -291,7 +317,7 @@ restart_backoff = "10ms"
 		t.Errorf("exit %d after shutdown:\n%s", code, p.stderr.String())
 	}
 	out := p.stdout.String()
-	for _, want := range []string{"argovisor: hello (domain 1): exited with status 0", "argovisor: crashy (domain 4): exited with status 0 (after 2 restarts)"} {
+	for _, want := range []string{"argovisor: hello (domain 1): exited with status 0", fmt.Sprintf("argovisor: crashy (domain %d): exited with status 0 (after 2 restarts)", crashyID)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summaries lack %q:\n%s", want, out)
 		}

@@ -86,7 +86,9 @@ func (d *Domain) Uptime() time.Duration {
 	switch {
 	case d.startedAt.IsZero():
 		return 0
-	case d.result.Kind != Running && !d.endedAt.IsZero():
+	case (d.result.Kind != Running || d.restarting) && !d.endedAt.IsZero():
+		// Ended, or restarting (the new instance may already have its
+		// fresh result, but has not started): the last instance's.
 		return d.endedAt.Sub(d.startedAt)
 	}
 	return time.Since(d.startedAt)
@@ -107,7 +109,8 @@ var ErrEnded = errors.New("domain has ended")
 // down and rebuilt), whatever the domain's on_exit/on_crash; the restart
 // limit does not hold it back, though Restarts counts it. It returns
 // without waiting; the domain is listed as restarting until the new
-// instance runs. A domain already restarting is left to it; one that has
+// instance is registered with Argo and the grant tables and its vCPUs
+// have started (its guest may not have run a single instruction yet). A domain already restarting is left to it; one that has
 // ended for good cannot be restarted (ErrEnded), nor one never started.
 func (d *Domain) Restart() error {
 	if !d.started.Load() {
@@ -254,12 +257,15 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 	d.releaseMu.Lock()
 	d.instance = inst
 	d.releaseMu.Unlock()
+	// A stop from here on ends the new instance, and its reason is the
+	// result. The domain stays listed as restarting until the instance
+	// is registered and its vCPUs start (below).
 	d.result = Result{}
 	d.restarts = n + 1
-	d.restarting = false
-	d.startedAt = time.Now()
-	d.endedAt = time.Time{}
 	d.resultMu.Unlock()
+	if h := d.vmm.restartHook; h != nil {
+		h(d)
+	}
 	// Known to Argo and the grant tables again only now: until this
 	// point no peer could reach the new memory.
 	if err = d.vmm.addInstance(d, inst); err != nil {
@@ -272,6 +278,14 @@ func (d *Domain) restart(n int, delay time.Duration) error {
 		return err
 	}
 	d.vmm.log.Info("domain restarted", "domain", d.cfg.Name, "id", id, "restarts", n+1)
+	// Running from here, as a domain is once Start has started its
+	// vCPUs: under resultMu, so State never says running before they
+	// start.
+	d.resultMu.Lock()
+	d.restarting = false
+	d.startedAt = time.Now()
+	d.endedAt = time.Time{}
 	inst.startVCPUs()
+	d.resultMu.Unlock()
 	return nil
 }

@@ -52,19 +52,31 @@ type VMM struct {
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
 
-	// mu guards domains, byID, nextID, creating, onStop and statm. It is
-	// taken for reading on every VIRQ and grant-window lookup by id. Lock
-	// order: before Domain.resultMu.
-	mu       sync.RWMutex
-	domains  []*Domain
-	byID     map[uint16]*Domain
+	// mu guards domains, byID, nextID, spareIDs, creating, onStop and
+	// statm. It is taken for reading on every VIRQ and grant-window
+	// lookup by id. Lock order: before Domain.resultMu.
+	mu      sync.RWMutex
+	domains []*Domain
+	byID    map[uint16]*Domain
+	// Domain ids are unique for the VMM's life: an id a domain had is
+	// never given again. nextID is the next id never given out; spareIDs
+	// (sorted) holds ids taken by creates that failed before anything
+	// outside CreateDomain saw them, and the next create takes the
+	// lowest, so a failed create uses up no id (giveBackID).
 	nextID   uint16
+	spareIDs []uint16
 	creating []string // names of domains being built
 	onStop   []func(*Domain)
 	statm    *os.File // /proc/self/statm, opened for the first report_memory domain
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
+
+	// restartHook, set only by tests before any domain starts, runs in a
+	// restart once the new instance has replaced the old one, before it
+	// is registered with Argo and the grant tables and its vCPUs start:
+	// the window in which the domain must still be listed as restarting.
+	restartHook func(*Domain)
 }
 
 // New opens the KVM device and checks its capabilities. Errors wrap
@@ -127,6 +139,15 @@ func (v *VMM) OnDomainStopped(f func(*Domain)) {
 // gives it the next domain id. It does not start it. Errors wrapping
 // ErrBadConfig mean cfg is invalid, ErrBadKernel that the kernel is
 // unusable.
+//
+// Ids start at 1 and are never reused, not even after RemoveDomain: each
+// created domain gets an id no domain of this VMM had before. A create
+// that fails uses none up: its id goes to the next create. (Only if Argo,
+// the grant tables or the memory reservation refused to register the
+// id — a VMM bug, since the id is new — could a guest have seen it
+// registered, and then it is never given again.) When creates do not
+// overlap, as through the CLI and the control API, which create one at a
+// time, the domains get 1, 2, 3, … in creation order.
 func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -143,12 +164,11 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 		v.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w: %q", ErrBadConfig, ErrNameInUse, cfg.Name)
 	}
-	if v.nextID >= 0x7FF0 {
+	id, err := v.takeIDLocked()
+	if err != nil {
 		v.mu.Unlock()
-		return nil, errors.New("out of domain ids")
+		return nil, fmt.Errorf("create domain %q: %w", cfg.Name, err)
 	}
-	id := v.nextID
-	v.nextID++
 	// Reserve the name while the VM is built.
 	v.creating = append(v.creating, cfg.Name)
 	v.mu.Unlock()
@@ -160,14 +180,19 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 
 	if cfg.ReportMemory {
 		if err := v.openStatm(); err != nil {
+			v.giveBackID(id)
 			return nil, err
 		}
 	}
 	d, err := v.newDomain(id, cfg)
 	if err != nil {
+		// Nothing but this call knew the id.
+		v.giveBackID(id)
 		return nil, err
 	}
 	if err := v.addInstance(d, d.instance); err != nil {
+		// Not given back: whatever registered the id before the
+		// failure made it visible to guests for a moment.
 		d.release()
 		return nil, err
 	}
@@ -177,6 +202,49 @@ func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	v.mu.Unlock()
 	v.log.Debug("domain created", "domain", cfg.Name, "id", id)
 	return d, nil
+}
+
+// ErrOutOfIDs is returned by CreateDomain when every domain id below
+// Xen's first reserved one (DOMID_FIRST_RESERVED, 0x7FF0) has been given.
+var ErrOutOfIDs = errors.New("out of domain ids")
+
+// firstReservedID is Xen's DOMID_FIRST_RESERVED: ids from here up name
+// no domain (DOMID_SELF is 0x7FF0).
+const firstReservedID = 0x7FF0
+
+// takeIDLocked gives out the lowest spare id, else the next new one.
+// Preconditions: v.mu held.
+func (v *VMM) takeIDLocked() (uint16, error) {
+	if len(v.spareIDs) > 0 {
+		id := v.spareIDs[0]
+		v.spareIDs = v.spareIDs[1:]
+		return id, nil
+	}
+	if v.nextID >= firstReservedID {
+		return 0, ErrOutOfIDs
+	}
+	id := v.nextID
+	v.nextID++
+	return id, nil
+}
+
+// giveBackID returns an id taken by a create that failed before anything
+// outside CreateDomain saw it, so the next create gets it. The last id
+// given out goes back into nextID (and any spare ones just below it with
+// it), so that without overlapping creates spareIDs stays empty.
+func (v *VMM) giveBackID(id uint16) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if id != v.nextID-1 {
+		i, _ := slices.BinarySearch(v.spareIDs, id)
+		v.spareIDs = slices.Insert(v.spareIDs, i, id)
+		return
+	}
+	v.nextID--
+	for n := len(v.spareIDs); n > 0 && v.spareIDs[n-1] == v.nextID-1; n-- {
+		v.spareIDs = v.spareIDs[:n-1]
+		v.nextID--
+	}
 }
 
 // RemoveDomain destroys domain id now: it stops it if it is still running
