@@ -33,7 +33,7 @@ func TestExitStatusPropagates(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "c.toml", domainTOML("ok", guest("exitcode"), "16M", 1, nil)+
 		domainTOML("bad", guest("exitcode"), "16M", 1, map[string]string{"status": "3"}))
-	r := runCLI(t, "run", "--timeout", "60s", cfg)
+	r := runCLI(t, "run", "--timeout", timeoutArg(60*time.Second), cfg)
 	if r.code != 1 || !strings.Contains(r.stdout, "bad (domain 2): exited with status 3") ||
 		!strings.Contains(r.stdout, "ok (domain 1): exited with status 0") {
 		t.Fatalf("want exit 1 with both statuses:\n%v", r)
@@ -72,7 +72,7 @@ func TestUD2ReportedWithRIP(t *testing.T) {
 	}
 
 	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("ud2", guest("ud2"), "16M", 1, nil))
-	r := runCLI(t, "run", "--timeout", "60s", cfg)
+	r := runCLI(t, "run", "--timeout", timeoutArg(60*time.Second), cfg)
 	// RIP with symbol+offset from the guest's own symbol table.
 	want := fmt.Sprintf("crashed: #UD (vector 6) at rip=%#x <ud2_here+0x0>", rip)
 	if res.Fault.Symbol != "ud2_here+0x0" {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/argovisor/argovisor/vmm"
 )
@@ -154,7 +155,7 @@ func TestCLITraceHypercalls(t *testing.T) {
 	requireKVM(t)
 	cfg := writeFile(t, t.TempDir(), "c.toml", domainTOML("hc", guest("hypercall"), "16M", 1, nil)+
 		domainTOML("pp", guest("exitcode"), "16M", 1, nil))
-	r := runCLI(t, "run", "--trace-hypercalls", "--timeout", "60s", cfg)
+	r := runCLI(t, "run", "--trace-hypercalls", "--timeout", timeoutArg(60*time.Second), cfg)
 	// Op names, arguments, errno names and the time each call took.
 	null := regexp.MustCompile(`\[hc\] vcpu0 null\(0x1, 0x2, 0x3, 0x4, 0x5\) = 0 [0-9.]+(ns|µs|ms|s)\n`)
 	if r.code != 0 || !null.MatchString(r.stderr) ||
@@ -166,7 +167,7 @@ func TestCLITraceHypercalls(t *testing.T) {
 		t.Fatalf("guest output missing:\n%v", r)
 	}
 	// The domain filter: only the named domain is traced.
-	r = runCLI(t, "run", "--trace-hypercalls", "--trace-domain", "pp", "--timeout", "60s", cfg)
+	r = runCLI(t, "run", "--trace-hypercalls", "--trace-domain", "pp", "--timeout", timeoutArg(60*time.Second), cfg)
 	if r.code != 0 || strings.Contains(r.stderr, "[hc] vcpu0") {
 		t.Fatalf("--trace-domain pp traced hc:\n%v", r)
 	}
@@ -189,7 +190,7 @@ func TestCLISandbox(t *testing.T) {
 		cases = append(cases, []string{"--seccomp=on", "--user", "65534:65534", shared})
 	}
 	for _, args := range cases {
-		r := runCLI(t, append([]string{"run", "--timeout", "120s"}, args...)...)
+		r := runCLI(t, append([]string{"run", "--timeout", timeoutArg(120 * time.Second)}, args...)...)
 		if r.code != 0 || !strings.Contains(r.stdout, "(domain 2): exited with status 0") {
 			t.Errorf("argovisor run %q: want exit 0 with both domains exited 0, got:\n%v", args, r)
 		}

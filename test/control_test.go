@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/argovisor/argovisor/control"
+	"github.com/argovisor/argovisor/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -152,6 +153,7 @@ func (p *vmmProc) stats(t *testing.T, name string) control.DomainStats {
 // waitState waits until domain name is in state.
 func (p *vmmProc) waitState(t *testing.T, name, state string, limit time.Duration) control.DomainInfo {
 	t.Helper()
+	limit = testutil.Scaled(limit)
 	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
 		for _, d := range p.list(t) {
 			if d.Name == name && d.State == state {
@@ -167,6 +169,7 @@ func (p *vmmProc) waitState(t *testing.T, name, state string, limit time.Duratio
 // wait waits for the process to exit and returns its status.
 func (p *vmmProc) wait(t *testing.T, limit time.Duration) int {
 	t.Helper()
+	limit = testutil.Scaled(limit)
 	select {
 	case <-p.done:
 		return p.code

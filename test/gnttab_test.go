@@ -549,7 +549,7 @@ func TestGnttabErrors(t *testing.T) {
 	// one of the read-only half: each stops the domain.
 	for _, touch := range []string{"unmapped", "never", "write", "ro_read", "ro_write"} {
 		t.Run("touch-"+touch, func(t *testing.T) {
-			r := runCLI(t, "run", "--timeout", "120s", writeFile(t, dir, touch+".toml", gnttabErrorsConfig(touch)))
+			r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), writeFile(t, dir, touch+".toml", gnttabErrorsConfig(touch)))
 			crash := "argovisor: tester (domain 1): crashed: guest touched an address with no accessible backing"
 			if touch == "ro_write" {
 				crash = "argovisor: tester (domain 1): crashed: guest wrote to gpa 0xd8"

@@ -134,6 +134,7 @@ func boot(t testing.TB, v *vmm.VMM, cfg vmm.DomainConfig) *vmm.Domain {
 // waitResult waits for a domain to end, failing the test after limit.
 func waitResult(t testing.TB, d *vmm.Domain, limit time.Duration) vmm.Result {
 	t.Helper()
+	limit = testutil.Scaled(limit)
 	select {
 	case <-d.Done():
 		return d.Result()
@@ -179,6 +180,10 @@ func runCLI(t testing.TB, args ...string) cliResult {
 	return r
 }
 
+// timeoutArg is the value of a CLI --timeout that only bounds a run (a
+// hang fails the test instead of blocking it), stretched inside the VM.
+func timeoutArg(d time.Duration) string { return testutil.Scaled(d).String() }
+
 // writeFile writes a file in dir and returns its path.
 func writeFile(t testing.TB, dir, name, body string) string {
 	t.Helper()
@@ -207,7 +212,7 @@ func domainTOML(name, kernel, memory string, vcpus int, params map[string]string
 func runExample(t *testing.T, name string, want ...string) {
 	t.Helper()
 	requireKVM(t)
-	r := runCLI(t, "run", "--timeout", "120s", filepath.Join(repoRoot, "examples", name+".toml"))
+	r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), filepath.Join(repoRoot, "examples", name+".toml"))
 	if r.code != 0 {
 		t.Fatalf("want exit 0, got:\n%v", r)
 	}
@@ -222,6 +227,7 @@ func runExample(t *testing.T, name string, want ...string) {
 // test if d ends first or the limit passes.
 func waitFor(tb testing.TB, c *console, d *vmm.Domain, re *regexp.Regexp, limit time.Duration) []string {
 	tb.Helper()
+	limit = testutil.Scaled(limit)
 	deadline := time.Now().Add(limit)
 	for {
 		if m := c.match(d.Name(), re); m != nil {
@@ -246,7 +252,7 @@ func waitFor(tb testing.TB, c *console, d *vmm.Domain, re *regexp.Regexp, limit 
 // after prefix, somewhere in standard output.
 func runChecks(t *testing.T, cfgPath, prefix string, want ...string) cliResult {
 	t.Helper()
-	r := runCLI(t, "run", "--timeout", "120s", cfgPath)
+	r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), cfgPath)
 	if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
 		t.Fatalf("want exit 0 and no FAIL:\n%v", r)
 	}

@@ -212,7 +212,7 @@ restart_backoff = "10ms"
 [domain.params]
 crashes = 0
 `, guest("crashtwice"), guest("crashtwice")))
-	r := runCLI(t, "run", "--timeout", "120s", cfg)
+	r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), cfg)
 	if r.code != 0 {
 		t.Fatalf("want exit 0, got:\n%v", r)
 	}

@@ -245,7 +245,7 @@ func TestMemopTransferErrors(t *testing.T) {
 		}
 	})
 	t.Run("touch-transferred", func(t *testing.T) {
-		r := runCLI(t, "run", "--timeout", "120s", writeFile(t, dir, "touch.toml", transferErrorsConfig("transferred")))
+		r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), writeFile(t, dir, "touch.toml", transferErrorsConfig("transferred")))
 		if r.code != 1 ||
 			!strings.Contains(r.stdout, "[tester] gntxfer: touching transferred frame 0x") ||
 			strings.Contains(r.stdout, "the domain should have stopped") ||
@@ -264,7 +264,7 @@ func TestMemopConfigMaxMemory(t *testing.T) {
 	// The domain's own keys go before its [domain.params] table.
 	cfg := strings.Replace(domainTOML("b", guest("balloon"), "16M", 1, kv("pages", "256")),
 		"[domain.params]\n", "max_memory = \"18M\"\nreport_memory = true\n[domain.params]\n", 1)
-	r := runCLI(t, "run", "--timeout", "120s", writeFile(t, t.TempDir(), "max.toml", cfg))
+	r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), writeFile(t, t.TempDir(), "max.toml", cfg))
 	if r.code != 0 {
 		t.Fatalf("want exit 0:\n%v", r)
 	}

@@ -27,7 +27,7 @@ if [ "${1:-}" = --in-vm ]; then
 	for p in $KVM_PKGS; do
 		name=$(basename "$p")
 		start=$(date +%s)
-		(cd "$p" && "$repo/build/vmtest-bin/$name.test" -test.count=1 -test.timeout="$VM_PKG_TIMEOUT" "$@")
+		(cd "$p" && "$repo/build/vmtest-bin/$name.test" -test.v -test.count=1 -test.timeout="$VM_PKG_TIMEOUT" "$@")
 		r=$?
 		if [ $r -eq 0 ]; then
 			echo "ok   $p (inside the VM) $(($(date +%s) - start))s"

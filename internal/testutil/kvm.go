@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // KVMDevice is the device the KVM tests open.
@@ -91,4 +92,22 @@ func tally(t testing.TB) {
 			t.Errorf("KVM tally: %v", err)
 		}
 	})
+}
+
+// InVM reports whether this process runs inside the tests' VM (tools/vmtest).
+func InVM() bool { return os.Getenv(EnvInVM) != "" }
+
+// vmTimeScale is how much longer guests take inside the VM than natively:
+// TCG emulates every instruction of the guest, of its KVM and of the VMM
+// (a ping-pong round trip measured 3.5 to 8 times the native guest cycles
+// on the same host, more when the host is loaded).
+const vmTimeScale = 10
+
+// Scaled stretches a limit that only turns a hang into a failure (never a
+// measurement) by the VM's slowness: d natively, 10·d inside the VM.
+func Scaled(d time.Duration) time.Duration {
+	if InVM() {
+		return d * vmTimeScale
+	}
+	return d
 }
