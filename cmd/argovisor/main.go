@@ -697,23 +697,34 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		o.Only = strings.Split(*only, ",")
 	}
 	r, err := bench.Run(o)
-	if err != nil {
-		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
-		if r == nil || len(r.Figures) == 0 {
-			return exitFailure
-		}
-	}
-	fmt.Fprint(stdout, r.Table())
-	if err := r.WriteJSON(*out); err != nil {
-		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
+	return reportBench(r, err, *out, *svg, stdout, stderr)
+}
+
+// reportBench prints and writes what a bench run measured — also when
+// some figures failed, so that one broken figure does not lose the
+// others — then the failures in full, and returns the exit status:
+// non-zero if any figure failed or the results could not be written.
+func reportBench(r *bench.Report, runErr error, out, svg string, stdout, stderr io.Writer) int {
+	if r == nil || len(r.Figures) == 0 {
+		fmt.Fprintf(stderr, "argovisor bench: %v\n", runErr)
 		return exitFailure
 	}
-	if err := r.WriteSVG(*svg); err != nil {
+	code := exitOK
+	fmt.Fprint(stdout, r.Table())
+	if err := r.WriteJSON(out); err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: write results: %v\n", err)
+		code = exitFailure
+	}
+	if err := r.WriteSVG(svg); err != nil {
 		fmt.Fprintf(stderr, "argovisor bench: plot: %v\n", err)
 	}
-	fmt.Fprintf(stdout, "\nwrote %s and %s\n", *out, *svg)
-	if err != nil {
-		return exitFailure
+	if code == exitOK {
+		fmt.Fprintf(stdout, "\nwrote %s and %s\n", out, svg)
 	}
-	return exitOK
+	if runErr != nil {
+		failed := r.Failed()
+		fmt.Fprintf(stderr, "argovisor bench: %d figures failed (%s):\n%v\n", len(failed), strings.Join(failed, ", "), runErr)
+		code = exitFailure
+	}
+	return code
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/control"
 )
 
@@ -241,5 +244,45 @@ func TestLateCreationUnderSeccomp(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "a.sock")); err == nil {
 		t.Error("a socket was created although run could not start")
+	}
+}
+
+// A bench run with a failed figure still prints and writes every figure,
+// the failed one marked, then the failure in full, and exits 1; a run
+// without failures exits 0 (issue 15).
+func TestReportBench(t *testing.T) {
+	dir := t.TempDir()
+	r := &bench.Report{Machine: "m", When: "now", Figures: []bench.Figure{
+		{Name: "floor.exit_rtt", Unit: "us", Median: 40, Min: 39, Max: 41, Runs: 5},
+		{Name: "argo.pingpong.wait.64B", Unit: "us", Size: 64, Failed: "guest failed: ping: exited with status 1"},
+		{Name: "floor.memcpy.64B", Unit: "MB/s", Size: 64, Median: 9000, Runs: 5},
+	}}
+	runErr := fmt.Errorf("argo.pingpong.wait.64B: guest failed: ping: exited with status 1\npingpong: send 999 failed: -2")
+	var out, errb bytes.Buffer
+	js, svg := filepath.Join(dir, "latest.json"), filepath.Join(dir, "t.svg")
+	if code := reportBench(r, runErr, js, svg, &out, &errb); code != exitFailure {
+		t.Errorf("exit %d with a failed figure, want %d", code, exitFailure)
+	}
+	if !strings.Contains(out.String(), "argo.pingpong.wait.64B") || !strings.Contains(out.String(), "FAILED") || !strings.Contains(out.String(), "floor.memcpy.64B") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if e := errb.String(); !strings.Contains(e, "1 figures failed (argo.pingpong.wait.64B)") || !strings.Contains(e, "send 999 failed: -2") {
+		t.Errorf("stderr:\n%s", e)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil || !strings.Contains(string(b), `"failed": "guest failed: ping: exited with status 1"`) {
+		t.Errorf("JSON (%v):\n%s", err, b)
+	}
+	if _, err := os.Stat(svg); err != nil {
+		t.Errorf("no plot: %v", err)
+	}
+	r.Figures = slices.Delete(r.Figures, 1, 2)
+	out.Reset()
+	errb.Reset()
+	if code := reportBench(r, nil, js, svg, &out, &errb); code != exitOK || errb.Len() != 0 {
+		t.Errorf("exit %d, stderr %q without failures", code, errb.String())
+	}
+	if code := reportBench(&bench.Report{}, errors.New("no KVM"), js, svg, &out, &errb); code != exitFailure {
+		t.Errorf("exit %d with nothing measured", code)
 	}
 }
