@@ -122,33 +122,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 // versionString names the version: -ldflags if set, else the module
 // version of a go install, with the VCS revision when the build has one.
 func versionString() string {
+	bi, _ := debug.ReadBuildInfo() // nil without build info
+	return versionFrom(version, bi)
+}
+
+// noRevision explains a build info without a VCS revision. The Go command
+// stamps one (vcs.revision) only when it builds in a git checkout with
+// VCS stamping on: -buildvcs=false — also from GOFLAGS, for example set
+// by "go env -w GOFLAGS=-buildvcs=false" — turns it off, and it finds no
+// checkout in a linked git worktree, whose .git is a file
+// (golang/go#58218). make build names the revision either way (-ldflags).
+const noRevision = "no VCS revision in the build info: -buildvcs=false (go env GOFLAGS), a linked git worktree or no git; " +
+	"make build, or go install -buildvcs=true in a clone, names it"
+
+// versionFrom is versionString over a given version variable and build
+// info (nil: none).
+func versionFrom(version string, bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "argovisor " + version
+	}
 	v := version
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
 	var extra []string
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
+	if bi.Main.Path != "" {
+		extra = append(extra, bi.Main.Path)
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
 			}
 		}
-		if bi.Main.Path != "" {
-			extra = append(extra, bi.Main.Path)
-		}
-		if rev != "" {
-			extra = append(extra, "revision "+rev+dirty)
-		}
-		extra = append(extra, bi.GoVersion)
 	}
-	if len(extra) == 0 {
-		return "argovisor " + v
+	if rev != "" {
+		extra = append(extra, "revision "+rev+dirty)
+	}
+	extra = append(extra, bi.GoVersion)
+	// A version from -ldflags (make build: git describe) or a module
+	// version (go install module@version) names the source already.
+	if rev == "" && v == "dev" {
+		extra = append(extra, noRevision)
 	}
 	return fmt.Sprintf("argovisor %s (%s)", v, strings.Join(extra, ", "))
 }
