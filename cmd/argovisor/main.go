@@ -57,7 +57,9 @@ root) privileges dropped to UID:GID, and a seccomp allowlist whose
 violation kills the process (--seccomp=log only logs, off installs none).
 With --api-sock (or api_sock in the config) it keeps serving the control
 API (docs/api.md) until "ctl shutdown", SIGINT or SIGTERM, also when every
-domain has ended. Domains built after start-up (by the API, or restarted
+domain has ended; --timeout then stops only CONFIG.toml's domains still
+running after DUR, not those created through the API, and the API keeps
+serving. Domains built after start-up (by the API, or restarted
 by their policy) are built under the filter too, from kernels in memory:
 "ctl create" sends the kernel file's contents, and the VMM opens no file.
 
@@ -318,7 +320,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 	o := runOptions{logFormat: "text", logLevel: "info"}
 	fs := newFlagSet("run", "[flags] CONFIG.toml\n       argovisor run --api-sock PATH [flags] [CONFIG.toml]", stdout)
-	fs.Var(durationFlag{&o.timeout}, "timeout", "stop every domain still running after `DUR`, e.g. 30s (0: no limit; not with --api-sock)")
+	fs.Var(durationFlag{&o.timeout}, "timeout", "stop every domain still running after `DUR`, e.g. 30s (0: no limit; with --api-sock only CONFIG.toml's domains, and the API keeps serving)")
 	fs.BoolVar(&o.trace, "trace-hypercalls", false, "print every hypercall to stderr: op name, arguments, result with errno name, time taken")
 	fs.Var(listFlag{&o.traceDomain}, "trace-domain", "trace only the domain `NAME` (comma-separated or repeated; default all)")
 	fs.BoolVar(&o.json, "json", false, "print the end-of-run summaries as one JSON document on stdout (console lines go to stderr)")
@@ -353,8 +355,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if o.apiSock == "" {
 		o.apiSock = cfg.APISock
 	}
-	if o.apiSock != "" && o.timeout != 0 {
-		fmt.Fprintln(stderr, "argovisor run: --timeout does not go with a control API (use ctl stop or shutdown)")
+	// With a control API the timeout bounds the domains of the
+	// configuration only (runVMM): without any it would bound nothing.
+	if o.apiSock != "" && o.timeout != 0 && len(cfg.Domains) == 0 {
+		fmt.Fprintln(stderr, "argovisor run: --timeout with a control API bounds the domains of CONFIG.toml, and there are none (stop API-created domains with ctl stop)")
 		return exitUsage
 	}
 	// Building domains after start-up — through the API or for a
@@ -526,23 +530,43 @@ create:
 		}()
 	}
 	code := -1
-	select {
-	case <-allDone:
-	case <-deadline:
-		stopAll(v, fmt.Sprintf("timed out after %v", o.timeout))
-	case s := <-sigs:
-		log.Info("signal received: stopping every domain", "signal", s.String())
-		stopAll(v, reasonFor(s))
-		code = signalCode(s)
-	case <-shutdown:
-		log.Info("shutdown requested through the control API: stopping every domain")
-		stopAll(v, "VMM shut down through the control API")
-		code = exitOK
-	case err := <-serveDone:
-		log.Error("control API failed", "err", err)
-		serveDone <- err // for the deferred Close
-		stopAll(v, "control API failed")
-		code = exitFailure
+wait:
+	for {
+		select {
+		case <-allDone:
+			break wait
+		case <-deadline:
+			reason := fmt.Sprintf("timed out after %v", o.timeout)
+			if srv == nil {
+				stopAll(v, reason)
+				break wait
+			}
+			// Under a control API the timeout bounds what the command
+			// line started — the domains of CONFIG.toml, restarts
+			// included — not the domains created later through the
+			// API, and the VMM goes on serving: only ctl shutdown or a
+			// signal ends it.
+			n := stopDomains(created, reason)
+			log.Info("timeout: stopped the configuration's domains still running; the control API keeps serving",
+				"timeout", o.timeout, "stopped", n)
+			deadline = nil
+		case s := <-sigs:
+			log.Info("signal received: stopping every domain", "signal", s.String())
+			stopAll(v, reasonFor(s))
+			code = signalCode(s)
+			break wait
+		case <-shutdown:
+			log.Info("shutdown requested through the control API: stopping every domain")
+			stopAll(v, "VMM shut down through the control API")
+			code = exitOK
+			break wait
+		case err := <-serveDone:
+			log.Error("control API failed", "err", err)
+			serveDone <- err // for the deferred Close
+			stopAll(v, "control API failed")
+			code = exitFailure
+			break wait
+		}
 	}
 	c := printSummaries(stdout, v, cfg, created, o.json)
 	if code < 0 {
@@ -566,6 +590,26 @@ func stopAll(v *vmm.VMM, reason string) {
 	for _, d := range stopped {
 		<-d.Done()
 	}
+}
+
+// stopDomains stops those of ds that have not ended yet (a domain that
+// ended, or was destroyed through the API, keeps its result), waits for
+// them, and returns how many it stopped.
+func stopDomains(ds []*vmm.Domain, reason string) int {
+	var stopped []*vmm.Domain
+	for _, d := range ds {
+		select {
+		case <-d.Done():
+			continue
+		default:
+		}
+		d.Stop(reason)
+		stopped = append(stopped, d)
+	}
+	for _, d := range stopped {
+		<-d.Done()
+	}
+	return len(stopped)
 }
 
 func reasonFor(s os.Signal) string {

@@ -37,7 +37,7 @@ func TestFlagErrorsSayWhatIsValid(t *testing.T) {
 		{[]string{"run", "--log-level", "loud", "x.toml"}, "want one of debug, info, warn, error"},
 		{[]string{"run"}, "want exactly one CONFIG.toml"},
 		{[]string{"run", "a.toml", "b.toml"}, "got 2 arguments"},
-		{[]string{"run", "--api-sock", "/tmp/x.sock", "--timeout", "1s"}, "--timeout does not go with a control API"},
+		{[]string{"run", "--api-sock", "/tmp/x.sock", "--timeout", "1s"}, "--timeout with a control API bounds the domains of CONFIG.toml, and there are none"},
 		{[]string{"ctl", "list"}, "--api-sock PATH is required"},
 		{[]string{"ctl", "--api-sock", "s", "frob"}, `unknown command "frob"`},
 		{[]string{"ctl", "--api-sock", "s", "stats"}, "usage: argovisor ctl --api-sock PATH stats NAME"},
