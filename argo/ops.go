@@ -182,9 +182,13 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 		sig.add(p.dom)
 	}
 	r.pending = nil
+	// Last look at the memory: a message delivered and not yet read is
+	// still the owner's to read, and a wait already on this ring must
+	// report it rather than -ENOENT (wait.go).
+	r.unreadAtRemoval = r.tx != r.sanitizedRx()
 	r.mem, r.gfns = nil, nil
 	r.l3.Unlock()
-	sig.wake(st.info.wq) // a vCPU waiting on this ring gets -ENOENT
+	sig.wake(st.info.wq) // a vCPU waiting on this ring looks again
 }
 
 // forgetWildcardPending drops a waiter's reference to a wildcard ring it

@@ -45,6 +45,13 @@ type ring struct {
 	// (identity.go).
 	// +checklocks:l3
 	ctx bool
+	// unreadAtRemoval is set when the ring is removed (unregistered, or
+	// its partner died) while it still held a message its owner had not
+	// read. The message stays in the owner's memory — removal does not
+	// retract it, in Xen either — so a wait that saw this ring before
+	// the removal reports it as data (wait.go).
+	// +checklocks:l3
+	unreadAtRemoval bool
 }
 
 func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, gfns []uint64, flags uint64) *ring {

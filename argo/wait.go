@@ -93,6 +93,10 @@ func (q *waitq) wake() {
 type waitArgs struct {
 	keys [MaxWaitRings]ringKey
 	n    int
+	// seen are the rings found registered under keys by this call's
+	// latest look (nil: not seen yet). A ring removed after it was seen
+	// is still asked whether it held an unread message then.
+	seen [MaxWaitRings]*ring
 }
 
 // readWaitRings reads and checks a wait's ring list: arrays of
@@ -135,6 +139,7 @@ func (a *Argo) waitOp(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	}
 	if ret < 0 && ret != -ETIMEDOUT && ret != -EINTR {
 		me.stats.errors.Add(1)
+		me.stats.errnos.Add(ret) // Errors and ErrorsByErrno agree, as for every op
 	}
 	return ret
 }
@@ -180,7 +185,9 @@ func (a *Argo) waitPrepare(c Caller, me *domainInfo, cmd, arg1, arg2, arg3 uint6
 }
 
 // waitRingsExist checks that the caller owns every ring of w, so that a
-// send_wait that could not wait does not send either.
+// send_wait that could not wait does not send either. It records the
+// rings as seen: the reply may arrive, and the peer die and take the
+// ring with it, before the wait's first look.
 // Preconditions: R(L1).
 // +checklocksread:a.l1
 func (a *Argo) waitRingsExist(me *domainInfo, w *waitArgs) int64 {
@@ -192,17 +199,20 @@ func (a *Argo) waitRingsExist(me *domainInfo, w *waitArgs) int64 {
 	st.ringsL2.RLock()
 	defer st.ringsL2.RUnlock()
 	for i := range w.n {
-		if st.rings[w.keys[i]] == nil {
+		r := st.rings[w.keys[i]]
+		if r == nil {
 			return -ENOENT
 		}
+		w.seen[i] = r
 	}
 	return 0
 }
 
 // waitLoop sleeps until one of w's rings has data and returns its index,
 // or -ETIMEDOUT, -EINTR, -ENOENT (a ring is not registered, or was
-// removed while waiting), -ENODEV. Each round arms the queue, then
-// looks at the rings under the locks, then sleeps with no lock held.
+// removed while waiting without an unread message in it), -ENODEV. Each
+// round arms the queue, then looks at the rings under the locks, then
+// sleeps with no lock held.
 func (a *Argo) waitLoop(c Caller, me *domainInfo, w *waitArgs, timeoutUs uint64) int64 {
 	timeout := time.Duration(-1)
 	if timeoutUs != WaitForever {
@@ -278,6 +288,15 @@ func block(c Caller, wake <-chan struct{}, timeout time.Duration) BlockResult {
 // -EAGAIN if none has, or an error. It also wakes the senders waiting for
 // space that now fits on these rings, so a reader that drains and then
 // waits needs no notify.
+//
+// A ring this call saw that has since been removed counts as having
+// data if it held an unread message when it was removed, and gives
+// -ENOENT otherwise. That is the end of every request/reply exchange:
+// the replier sends its last reply and exits, and its death removes the
+// unicast ring the requester registered for it (Xen's teardown does the
+// same) — possibly before the requester's wait has looked. The reply is
+// in the requester's memory all the same; reporting -ENOENT would tell
+// it that no reply came.
 func (a *Argo) waitCheck(me *domainInfo, w *waitArgs) int64 {
 	var sig signals
 	a.l1.RLock()
@@ -301,8 +320,15 @@ func (a *Argo) waitCheckLocked(me *domainInfo, w *waitArgs, sig *signals) int64 
 	for i := range w.n {
 		r := st.rings[w.keys[i]]
 		if r == nil {
+			if old := w.seen[i]; old != nil && removedUnread(old) {
+				if found < 0 {
+					found = int64(i)
+				}
+				continue
+			}
 			return -ENOENT
 		}
+		w.seen[i] = r
 		r.l3.Lock()
 		a.wakeFittingLocked(st, r, sig)
 		if found < 0 && r.tx != r.sanitizedRx() {
@@ -311,4 +337,12 @@ func (a *Argo) waitCheckLocked(me *domainInfo, w *waitArgs, sig *signals) int64 
 		r.l3.Unlock()
 	}
 	return found
+}
+
+// removedUnread reports whether r, removed from its owner's table, held
+// a message its owner had not read when it was removed.
+func removedUnread(r *ring) bool {
+	r.l3.Lock()
+	defer r.l3.Unlock()
+	return r.unreadAtRemoval
 }

@@ -78,6 +78,9 @@ func TestWaitErrors(t *testing.T) {
 	if st.Waits != 1 || st.WaitsBlocked != 0 {
 		t.Errorf("stats %+v", st)
 	}
+	if by := st.ErrorsByErrno; by.Total() != st.Errors || by[ENOENT] != 1 || by[EINVAL] != 4 {
+		t.Errorf("errors %d split as %v, want them all split by errno", st.Errors, by)
+	}
 }
 
 func TestWaitReturnsFirstRingWithData(t *testing.T) {
@@ -151,6 +154,81 @@ func TestWaitRingRemoved(t *testing.T) {
 	w.add(1, permissive)
 	d := w.add(2, permissive)
 	w.mustRegister(d, 256, 1, 1)
+	b := newBlocker(d)
+	done := make(chan int64, 1)
+	go func() { done <- w.wait(b, d, WaitForever, Addr{Port: 1, Domain: 1}) }()
+	<-b.blocked
+	w.a.Teardown(1)
+	expect(t, "wait", <-done, -ENOENT)
+}
+
+// holdingBlocker is a fake vCPU whose wake-up is held: once woken it
+// reports on woken and goes back to its wait only when release is ready,
+// so a test can act between a wake-up and the look that follows it.
+type holdingBlocker struct {
+	*fakeDomain
+	blocked, woken, release chan struct{}
+}
+
+func (b holdingBlocker) Block(wake <-chan struct{}, timeout time.Duration) BlockResult {
+	b.blocked <- struct{}{}
+	<-wake
+	b.woken <- struct{}{}
+	<-b.release
+	return hcall.Woken
+}
+
+// The end of a request/reply exchange (issue 15): the replier sends its
+// last reply and dies before the requester's wait, woken by the reply,
+// has looked at its ring — and the death removes that ring (the
+// requester's unicast ring for the dead partner). The reply was
+// delivered before the removal and is in the requester's memory: the
+// wait reports it, through OpWait and OpSendWait alike, and only the next
+// wait gets -ENOENT.
+func TestWaitReportsReplyOfDeadPartner(t *testing.T) {
+	for _, op := range []string{"wait", "send_wait"} {
+		t.Run(op, func(t *testing.T) {
+			w := newWorld(t)
+			s, d := w.add(1, permissive), w.add(2, permissive)
+			r := w.mustRegister(d, 256, 1, 1)
+			w.mustRegister(s, 256, 1, 2)
+			b := holdingBlocker{d, make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})}
+			mine := Addr{Port: 1, Domain: 1}
+			done := make(chan int64, 1)
+			go func() {
+				if op == "wait" {
+					done <- w.wait(b, d, WaitForever, mine)
+					return
+				}
+				one := d.put(iovBytes(iov{addr: d.put([]byte("request")), len: 7}))
+				ret, res := w.sendWait(b, d, sendEnt{src: Addr{Port: 1, Domain: DomainAny}, dst: Addr{Port: 1, Domain: 1}, iovAddr: one, niov: 1}, WaitForever, mine)
+				if res != 7 {
+					t.Errorf("request: %d", res)
+				}
+				done <- ret
+			}()
+			<-b.blocked
+			expect(t, "reply", w.send(s, Addr{Port: 1, Domain: 2}, 1, 0, []byte("reply")), 5)
+			<-b.woken
+			w.a.Teardown(1) // the replier exits before the requester looks
+			close(b.release)
+			expect(t, "wait after the replier died", <-done, 0)
+			if m := r.recv(t); string(m.Data) != "reply" {
+				t.Fatalf("ring holds %q, want the reply", m.Data)
+			}
+			expect(t, "next wait", w.wait(d, d, WaitForever, mine), -ENOENT)
+		})
+	}
+}
+
+// A ring removed while waited on, with its messages all read, still
+// ends the wait with -ENOENT.
+func TestWaitRingRemovedAfterRead(t *testing.T) {
+	w := newWorld(t)
+	s, d := w.add(1, permissive), w.add(2, permissive)
+	r := w.mustRegister(d, 256, 1, 1)
+	w.send(s, Addr{Port: 1, Domain: 2}, 0, 0, []byte("read"))
+	r.recv(t)
 	b := newBlocker(d)
 	done := make(chan int64, 1)
 	go func() { done <- w.wait(b, d, WaitForever, Addr{Port: 1, Domain: 1}) }()

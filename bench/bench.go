@@ -33,6 +33,10 @@ type Figure struct {
 	// ping-pong figures), for Argo figures (counters.go); absent otherwise.
 	ExitsPerMsg *float64 `json:"exits_per_msg,omitempty"`
 	IRQsPerMsg  *float64 `json:"irqs_per_msg,omitempty"`
+	// Failed, set for a figure that could not be measured, is why (the
+	// first line of the error); its numbers are then zero and mean
+	// nothing. A run goes on with the other figures after a failure.
+	Failed string `json:"failed,omitempty"`
 }
 
 // Report is a whole run.
@@ -77,8 +81,15 @@ type spec struct {
 	goal    string
 }
 
-// Run measures every figure and returns the report.
-func Run(o Options) (*Report, error) {
+// Run measures every figure and returns the report. A figure that fails
+// does not end the run: it is in the report marked Failed (so are the
+// figures measured with it: its pair and derived figures), every other
+// figure is still measured, and the error returned joins the failures
+// (each "figure: cause", with the guests' consoles where a guest failed).
+func Run(o Options) (*Report, error) { return run(o, figures()) }
+
+// run is Run over the given specs (tests pass fakes).
+func run(o Options, specs []spec) (*Report, error) {
 	if o.Runs < 5 {
 		o.Runs = 5
 	}
@@ -86,7 +97,6 @@ func Run(o Options) (*Report, error) {
 		o.Progress = io.Discard
 	}
 	r := &Report{Machine: machine(), When: time.Now().UTC().Format(time.RFC3339)}
-	specs := figures()
 	todo := specs[:0:0]
 	for _, s := range specs {
 		if strings.HasPrefix(s.name, "floor.") || len(o.Only) == 0 || slices.ContainsFunc(o.Only, func(p string) bool { return strings.HasPrefix(s.name, p) }) {
@@ -94,21 +104,59 @@ func Run(o Options) (*Report, error) {
 		}
 	}
 	start := time.Now()
+	var failures []error
 	for i, s := range todo {
 		fs, err := measure(&o, s, r)
 		if err != nil {
-			return r, fmt.Errorf("%s: %w", s.name, err)
+			fs = failedFigures(s, err)
+			failures = append(failures, fmt.Errorf("%s: %w", s.name, err))
 		}
 		r.Figures = append(r.Figures, fs...)
 		for _, f := range fs {
 			progress(o.Progress, i+1, len(todo), start, f)
 		}
 	}
-	return r, nil
+	return r, errors.Join(failures...)
+}
+
+// failedFigures are the figures a spec would have given, marked with the
+// first line of err (the rest — a guest's console — goes to the error
+// Run returns).
+func failedFigures(s spec, err error) []Figure {
+	why, _, _ := strings.Cut(err.Error(), "\n")
+	mark := func(s spec) Figure {
+		return Figure{Name: s.name, Unit: s.unit, Goal: s.goal, Size: s.size, Failed: why}
+	}
+	var out []Figure
+	if s.pair != nil {
+		out = append(out, mark(*s.pair))
+	}
+	f := mark(s)
+	out = append(out, f)
+	if s.derive != nil {
+		d := s.derive(f)
+		out = append(out, Figure{Name: d.Name, Unit: d.Unit, Goal: d.Goal, Size: d.Size, Failed: why})
+	}
+	return out
+}
+
+// Failed lists the names of the figures that could not be measured.
+func (r *Report) Failed() []string {
+	var names []string
+	for _, f := range r.Figures {
+		if f.Failed != "" {
+			names = append(names, f.Name)
+		}
+	}
+	return names
 }
 
 // progress prints one finished figure.
 func progress(w io.Writer, i, n int, start time.Time, f Figure) {
+	if f.Failed != "" {
+		fmt.Fprintf(w, "[%2d/%d %5.0fs] %-28s FAILED: %s\n", i, n, time.Since(start).Seconds(), f.Name, f.Failed)
+		return
+	}
 	line := fmt.Sprintf("[%2d/%d %5.0fs] %-28s median %10.3f %-6s (min %.3f, max %.3f)", i, n, time.Since(start).Seconds(), f.Name, f.Median, f.Unit, f.Min, f.Max)
 	if f.RatioTo != "" {
 		line += fmt.Sprintf("  %.3f× %s", f.Ratio, f.RatioTo)
@@ -206,10 +254,11 @@ func median(sorted []float64) float64 {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-// Get finds a figure by name.
+// Get finds a measured figure by name: a failed one is not found, so
+// that no ratio is computed against it.
 func (r *Report) Get(name string) (Figure, bool) {
 	for _, f := range r.Figures {
-		if f.Name == name {
+		if f.Name == name && f.Failed == "" {
 			return f, true
 		}
 	}
@@ -234,6 +283,10 @@ func (r *Report) Table() string {
 	fmt.Fprintf(&b, "argovisor bench — %s — %s\n\n", r.Machine, r.When)
 	fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s %9s %9s  %-26s %s\n", "figure", "median", "min", "max", "unit", "exits/msg", "irqs/msg", "ratio", "to", "goal")
 	for _, f := range r.Figures {
+		if f.Failed != "" {
+			fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s %9s %9s  %-26s %s\n", f.Name, "FAILED", "-", "-", f.Unit, "", "", "", "", f.Failed)
+			continue
+		}
 		ratio := ""
 		if f.RatioTo != "" {
 			ratio = fmt.Sprintf("%.3f", f.Ratio)
@@ -243,6 +296,9 @@ func (r *Report) Table() string {
 			exits, irqs = fmt.Sprintf("%.3f", *f.ExitsPerMsg), fmt.Sprintf("%.3f", *f.IRQsPerMsg)
 		}
 		fmt.Fprintf(&b, "%-28s %12.3f %12.3f %12.3f %-6s %9s %9s %9s  %-26s %s\n", f.Name, f.Median, f.Min, f.Max, f.Unit, exits, irqs, ratio, f.RatioTo, f.Goal)
+	}
+	if failed := r.Failed(); len(failed) > 0 {
+		fmt.Fprintf(&b, "\nFAILED: %d figures could not be measured: %s\n", len(failed), strings.Join(failed, ", "))
 	}
 	return b.String()
 }

@@ -3,8 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -118,5 +121,100 @@ func TestSVG(t *testing.T) {
 	}
 	if err := (&Report{}).WriteSVG(p); err == nil {
 		t.Error("empty report plotted")
+	}
+}
+
+// One figure that fails (here a guest that "exits 1" on the third run)
+// does not end the run (issue 15): every other figure is measured, the
+// failed one — with its pair and derived figures — is marked in the
+// progress, the table and the JSON, no ratio is computed against it, and
+// the error names it with the guest's console.
+func TestRunGoesOnAfterAFailure(t *testing.T) {
+	runs := 0
+	fail := func(*Options) (sample, error) {
+		if runs++; runs == 3 {
+			return sample{}, fmt.Errorf("%w: ping: exited with status 1\npingpong: send 999 failed: -2", errGuest)
+		}
+		return sample{v: 1}, nil
+	}
+	ok := func(v float64) func(*Options) (float64, error) {
+		return func(*Options) (float64, error) { return v, nil }
+	}
+	bad := func(*Options) (float64, error) { return 0, errors.New("no socket") }
+	specs := []spec{
+		{name: "floor.x", unit: "us", run: ok(2)},
+		{name: "argo.bad", unit: "us", counted: fail, ratioTo: "floor.x", goal: "<= 2"},
+		{name: "argo.after", unit: "us", run: ok(4), ratioTo: "floor.x"},
+		{name: "argo.onbad", unit: "us", run: ok(4), ratioTo: "argo.bad"},
+		{name: "peer.a", unit: "us", run: ok(1), pair: &spec{name: "peer.b", unit: "us", run: bad}},
+		{name: "argo.stream.1KiB", unit: "MB/s", run: bad, derive: messageRate(1000)},
+		{name: "boot.last", unit: "s", run: ok(3)},
+	}
+	var prog strings.Builder
+	r, err := run(Options{Runs: 5, Progress: &prog}, specs)
+	if err == nil || !errors.Is(err, errGuest) {
+		t.Fatalf("run error %v, want the guest failure", err)
+	}
+	for _, want := range []string{"argo.bad: guest failed: ping: exited with status 1", "pingpong: send 999 failed: -2", "peer.a: peer.b: no socket", "argo.stream.1KiB: no socket"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	wantFailed := []string{"argo.bad", "peer.b", "peer.a", "argo.stream.1KiB", "argo.stream.1KiB.rate"}
+	if got := r.Failed(); strings.Join(got, " ") != strings.Join(wantFailed, " ") {
+		t.Errorf("failed figures %v, want %v", got, wantFailed)
+	}
+	var names []string
+	for _, f := range r.Figures {
+		names = append(names, f.Name)
+	}
+	if want := "floor.x argo.bad argo.after argo.onbad peer.b peer.a argo.stream.1KiB argo.stream.1KiB.rate boot.last"; strings.Join(names, " ") != want {
+		t.Fatalf("figures %v, want %s", names, want)
+	}
+	if f, _ := r.Get("argo.after"); f.Ratio != 2 || f.Runs != 5 {
+		t.Errorf("figure after the failure: %+v", f)
+	}
+	if _, found := r.Get("argo.bad"); found {
+		t.Error("Get found a failed figure")
+	}
+	if f, _ := r.Get("argo.onbad"); f.RatioTo != "" {
+		t.Errorf("ratio to a failed figure: %+v", f)
+	}
+	if f := r.Figures[1]; f.Failed != "guest failed: ping: exited with status 1" || f.Median != 0 || f.Goal != "<= 2" {
+		t.Errorf("failed figure %+v", f)
+	}
+	p := prog.String()
+	if !strings.Contains(p, "argo.bad                     FAILED: guest failed: ping: exited with status 1\n") || strings.Contains(p, "send 999") {
+		t.Errorf("progress (one line per failed figure, no console):\n%s", p)
+	}
+	if !strings.Contains(p, "] boot.last ") {
+		t.Errorf("progress does not reach the last figure:\n%s", p)
+	}
+	tab := r.Table()
+	if !strings.Contains(tab, "argo.bad                           FAILED") ||
+		!strings.Contains(tab, "FAILED: 5 figures could not be measured: argo.bad, peer.b, peer.a, argo.stream.1KiB, argo.stream.1KiB.rate") {
+		t.Errorf("table:\n%s", tab)
+	}
+	path := filepath.Join(t.TempDir(), "latest.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var doc struct {
+		Figures []map[string]any `json:"figures"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range doc.Figures {
+		failed, has := f["failed"]
+		if want := slices.Contains(wantFailed, f["name"].(string)); has != want || (has && failed == "") {
+			t.Errorf("JSON figure %v: failed %v, want it marked: %v", f["name"], failed, want)
+		}
+	}
+	// The plot skips failed figures (a zero time would be infinite MB/s).
+	r.Figures = append(r.Figures, Figure{Name: "argo.sendv.64B", Unit: "us", Size: 64, Failed: "x"}, Figure{Name: "floor.memcpy.64B", Unit: "MB/s", Size: 64, Median: 1000})
+	if ps := r.points(plotSeries[2]); len(ps) != 0 {
+		t.Errorf("plotted a failed figure: %v", ps)
 	}
 }

@@ -29,7 +29,7 @@ type point struct{ x, y float64 }
 func (r *Report) points(s series) []point {
 	var ps []point
 	for _, f := range r.Figures {
-		if f.Size == 0 || !strings.HasPrefix(f.Name, s.prefix) || f.Name != s.prefix+sizeName(f.Size)+s.suffix {
+		if f.Size == 0 || f.Failed != "" || !strings.HasPrefix(f.Name, s.prefix) || f.Name != s.prefix+sizeName(f.Size)+s.suffix {
 			continue
 		}
 		y := f.Median

@@ -553,3 +553,101 @@ func TestSIGINTExits130(t *testing.T) {
 		t.Errorf("summary %+v", sum.Domains)
 	}
 }
+
+// --timeout under a control API (issue 15) bounds the domains of the
+// config — the one that runs is stopped, the one waiting to be restarted
+// is not restarted — and nothing else: a domain created through the API before the timeout runs
+// on, the VMM keeps serving (a create after it works too), and only the
+// shutdown ends it, with exit status 0 as for any API run.
+func TestControlTimeoutBoundsConfigDomains(t *testing.T) {
+	const timeout = 8 * time.Second
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "vm.toml", domainTOML("spinner", guest("spin"), "16M", 1, nil)+
+		domainTOML("quick", guest("hello"), "16M", 1, nil)+
+		fmt.Sprintf(`[[domain]]
+name = "looper"
+kernel = %q
+memory = "16M"
+on_exit = "restart"
+restart_limit = 1000
+restart_backoff = "1s"
+[domain.params]
+status = "1"
+`, guest("exitcode")))
+	p := startVMM(t, "--timeout", timeout.String(), cfg)
+	later := writeFile(t, dir, "later.toml", domainTOML("later", guest("spin"), "16M", 1, nil))
+	p.ctl(t, "create", later)
+	beforeTimeout := p.waitState(t, "spinner", "running", time.Minute).Result == nil
+	p.waitState(t, "quick", "exited", time.Minute)
+
+	want := "timed out after " + timeout.String()
+	if d := p.waitState(t, "spinner", "stopped", timeout+time.Minute); d.Result == nil || d.Result.Reason != want {
+		t.Errorf("spinner: %+v, want stopped with %q", d.Result, want)
+	}
+	// The looper exits at once and waits a growing backoff between
+	// boots: the timeout finds it running (stopped, like spinner) or
+	// waiting (never restarted again, keeping its last result).
+	restarts := -1
+	for deadline := time.Now().Add(time.Minute); restarts < 0; time.Sleep(50 * time.Millisecond) {
+		for _, d := range p.list(t) {
+			if d.Name != "looper" || d.State == "running" || d.State == "restarting" {
+				continue
+			}
+			if r := d.Result; r == nil || !(d.State == "stopped" && r.Reason == want || d.State == "exited" && r.Status == 1) {
+				t.Errorf("looper after the timeout: %s %+v", d.State, r)
+			}
+			restarts = d.Restarts
+		}
+		if restarts < 0 && time.Now().After(deadline) {
+			t.Fatalf("looper still running or restarting after the timeout: %+v", p.list(t))
+		}
+	}
+	for _, d := range p.list(t) {
+		switch d.Name {
+		case "quick":
+			if d.Result == nil || d.Result.Text != "exited with status 0" {
+				t.Errorf("quick ended before the timeout and keeps its result: %+v", d.Result)
+			}
+		case "later":
+			if d.State != "running" {
+				t.Errorf("later, created through the API, was stopped by the timeout: %+v", d)
+			}
+		}
+	}
+	if !beforeTimeout {
+		t.Logf("the machine is slow: later may have been created after the timeout fired")
+	}
+	// The VMM still serves: a create works, and nothing else is stopped.
+	after := writeFile(t, dir, "after.toml", domainTOML("after", guest("hello"), "16M", 1, nil))
+	p.ctl(t, "create", after)
+	p.waitState(t, "after", "exited", time.Minute)
+	time.Sleep(2 * time.Second) // the looper would restart within its backoff
+	for _, d := range p.list(t) {
+		if d.Name == "later" && d.State != "running" {
+			t.Errorf("later stopped after the timeout: %+v", d)
+		}
+		if d.Name == "looper" && ((d.State != "stopped" && d.State != "exited") || d.Restarts != restarts) {
+			t.Errorf("looper restarted after the timeout stopped it: %+v (had %d restarts)", d, restarts)
+		}
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("the VMM exited (%d) after the timeout:\n%s", p.code, p.stderr.String())
+	default:
+	}
+	p.ctl(t, "shutdown")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d after shutdown, want 0:\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	out := p.stdout.String()
+	// (The API answers while start-up still creates the config's
+	// domains, so later's id is not known.)
+	for _, w := range []string{`spinner \(domain \d+\): stopped: ` + want, `later \(domain \d+\): stopped: VMM shut down through the control API`} {
+		if !regexp.MustCompile(w).MatchString(out) {
+			t.Errorf("summaries lack /%s/:\n%s", w, out)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), "timeout: stopped the configuration's domains still running") {
+		t.Errorf("no log line for the timeout:\n%s", p.stderr.String())
+	}
+}

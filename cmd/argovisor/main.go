@@ -57,7 +57,9 @@ root) privileges dropped to UID:GID, and a seccomp allowlist whose
 violation kills the process (--seccomp=log only logs, off installs none).
 With --api-sock (or api_sock in the config) it keeps serving the control
 API (docs/api.md) until "ctl shutdown", SIGINT or SIGTERM, also when every
-domain has ended. Domains built after start-up (by the API, or restarted
+domain has ended; --timeout then stops only CONFIG.toml's domains still
+running after DUR, not those created through the API, and the API keeps
+serving. Domains built after start-up (by the API, or restarted
 by their policy) are built under the filter too, from kernels in memory:
 "ctl create" sends the kernel file's contents, and the VMM opens no file.
 
@@ -122,33 +124,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 // versionString names the version: -ldflags if set, else the module
 // version of a go install, with the VCS revision when the build has one.
 func versionString() string {
+	bi, _ := debug.ReadBuildInfo() // nil without build info
+	return versionFrom(version, bi)
+}
+
+// noRevision explains a build info without a VCS revision. The Go command
+// stamps one (vcs.revision) only when it builds in a git checkout with
+// VCS stamping on: -buildvcs=false — also from GOFLAGS, for example set
+// by "go env -w GOFLAGS=-buildvcs=false" — turns it off, and it finds no
+// checkout in a linked git worktree, whose .git is a file
+// (golang/go#58218). make build names the revision either way (-ldflags).
+const noRevision = "no VCS revision in the build info: -buildvcs=false (go env GOFLAGS), a linked git worktree or no git; " +
+	"make build, or go install -buildvcs=true in a clone, names it"
+
+// versionFrom is versionString over a given version variable and build
+// info (nil: none).
+func versionFrom(version string, bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "argovisor " + version
+	}
 	v := version
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
 	var extra []string
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
+	if bi.Main.Path != "" {
+		extra = append(extra, bi.Main.Path)
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
 			}
 		}
-		if bi.Main.Path != "" {
-			extra = append(extra, bi.Main.Path)
-		}
-		if rev != "" {
-			extra = append(extra, "revision "+rev+dirty)
-		}
-		extra = append(extra, bi.GoVersion)
 	}
-	if len(extra) == 0 {
-		return "argovisor " + v
+	if rev != "" {
+		extra = append(extra, "revision "+rev+dirty)
+	}
+	extra = append(extra, bi.GoVersion)
+	// A version from -ldflags (make build: git describe) or a module
+	// version (go install module@version) names the source already.
+	if rev == "" && v == "dev" {
+		extra = append(extra, noRevision)
 	}
 	return fmt.Sprintf("argovisor %s (%s)", v, strings.Join(extra, ", "))
 }
@@ -299,7 +320,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 	o := runOptions{logFormat: "text", logLevel: "info"}
 	fs := newFlagSet("run", "[flags] CONFIG.toml\n       argovisor run --api-sock PATH [flags] [CONFIG.toml]", stdout)
-	fs.Var(durationFlag{&o.timeout}, "timeout", "stop every domain still running after `DUR`, e.g. 30s (0: no limit; not with --api-sock)")
+	fs.Var(durationFlag{&o.timeout}, "timeout", "stop every domain still running after `DUR`, e.g. 30s (0: no limit; with --api-sock only CONFIG.toml's domains, and the API keeps serving)")
 	fs.BoolVar(&o.trace, "trace-hypercalls", false, "print every hypercall to stderr: op name, arguments, result with errno name, time taken")
 	fs.Var(listFlag{&o.traceDomain}, "trace-domain", "trace only the domain `NAME` (comma-separated or repeated; default all)")
 	fs.BoolVar(&o.json, "json", false, "print the end-of-run summaries as one JSON document on stdout (console lines go to stderr)")
@@ -334,8 +355,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if o.apiSock == "" {
 		o.apiSock = cfg.APISock
 	}
-	if o.apiSock != "" && o.timeout != 0 {
-		fmt.Fprintln(stderr, "argovisor run: --timeout does not go with a control API (use ctl stop or shutdown)")
+	// With a control API the timeout bounds the domains of the
+	// configuration only (runVMM): without any it would bound nothing.
+	if o.apiSock != "" && o.timeout != 0 && len(cfg.Domains) == 0 {
+		fmt.Fprintln(stderr, "argovisor run: --timeout with a control API bounds the domains of CONFIG.toml, and there are none (stop API-created domains with ctl stop)")
 		return exitUsage
 	}
 	// Building domains after start-up — through the API or for a
@@ -507,23 +530,43 @@ create:
 		}()
 	}
 	code := -1
-	select {
-	case <-allDone:
-	case <-deadline:
-		stopAll(v, fmt.Sprintf("timed out after %v", o.timeout))
-	case s := <-sigs:
-		log.Info("signal received: stopping every domain", "signal", s.String())
-		stopAll(v, reasonFor(s))
-		code = signalCode(s)
-	case <-shutdown:
-		log.Info("shutdown requested through the control API: stopping every domain")
-		stopAll(v, "VMM shut down through the control API")
-		code = exitOK
-	case err := <-serveDone:
-		log.Error("control API failed", "err", err)
-		serveDone <- err // for the deferred Close
-		stopAll(v, "control API failed")
-		code = exitFailure
+wait:
+	for {
+		select {
+		case <-allDone:
+			break wait
+		case <-deadline:
+			reason := fmt.Sprintf("timed out after %v", o.timeout)
+			if srv == nil {
+				stopAll(v, reason)
+				break wait
+			}
+			// Under a control API the timeout bounds what the command
+			// line started — the domains of CONFIG.toml, restarts
+			// included — not the domains created later through the
+			// API, and the VMM goes on serving: only ctl shutdown or a
+			// signal ends it.
+			n := stopDomains(created, reason)
+			log.Info("timeout: stopped the configuration's domains still running; the control API keeps serving",
+				"timeout", o.timeout, "stopped", n)
+			deadline = nil
+		case s := <-sigs:
+			log.Info("signal received: stopping every domain", "signal", s.String())
+			stopAll(v, reasonFor(s))
+			code = signalCode(s)
+			break wait
+		case <-shutdown:
+			log.Info("shutdown requested through the control API: stopping every domain")
+			stopAll(v, "VMM shut down through the control API")
+			code = exitOK
+			break wait
+		case err := <-serveDone:
+			log.Error("control API failed", "err", err)
+			serveDone <- err // for the deferred Close
+			stopAll(v, "control API failed")
+			code = exitFailure
+			break wait
+		}
 	}
 	c := printSummaries(stdout, v, cfg, created, o.json)
 	if code < 0 {
@@ -547,6 +590,26 @@ func stopAll(v *vmm.VMM, reason string) {
 	for _, d := range stopped {
 		<-d.Done()
 	}
+}
+
+// stopDomains stops those of ds that have not ended yet (a domain that
+// ended, or was destroyed through the API, keeps its result), waits for
+// them, and returns how many it stopped.
+func stopDomains(ds []*vmm.Domain, reason string) int {
+	var stopped []*vmm.Domain
+	for _, d := range ds {
+		select {
+		case <-d.Done():
+			continue
+		default:
+		}
+		d.Stop(reason)
+		stopped = append(stopped, d)
+	}
+	for _, d := range stopped {
+		<-d.Done()
+	}
+	return len(stopped)
 }
 
 func reasonFor(s os.Signal) string {
@@ -697,23 +760,34 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		o.Only = strings.Split(*only, ",")
 	}
 	r, err := bench.Run(o)
-	if err != nil {
-		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
-		if r == nil || len(r.Figures) == 0 {
-			return exitFailure
-		}
-	}
-	fmt.Fprint(stdout, r.Table())
-	if err := r.WriteJSON(*out); err != nil {
-		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
+	return reportBench(r, err, *out, *svg, stdout, stderr)
+}
+
+// reportBench prints and writes what a bench run measured — also when
+// some figures failed, so that one broken figure does not lose the
+// others — then the failures in full, and returns the exit status:
+// non-zero if any figure failed or the results could not be written.
+func reportBench(r *bench.Report, runErr error, out, svg string, stdout, stderr io.Writer) int {
+	if r == nil || len(r.Figures) == 0 {
+		fmt.Fprintf(stderr, "argovisor bench: %v\n", runErr)
 		return exitFailure
 	}
-	if err := r.WriteSVG(*svg); err != nil {
+	code := exitOK
+	fmt.Fprint(stdout, r.Table())
+	if err := r.WriteJSON(out); err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: write results: %v\n", err)
+		code = exitFailure
+	}
+	if err := r.WriteSVG(svg); err != nil {
 		fmt.Fprintf(stderr, "argovisor bench: plot: %v\n", err)
 	}
-	fmt.Fprintf(stdout, "\nwrote %s and %s\n", *out, *svg)
-	if err != nil {
-		return exitFailure
+	if code == exitOK {
+		fmt.Fprintf(stdout, "\nwrote %s and %s\n", out, svg)
 	}
-	return exitOK
+	if runErr != nil {
+		failed := r.Failed()
+		fmt.Fprintf(stderr, "argovisor bench: %d figures failed (%s):\n%v\n", len(failed), strings.Join(failed, ", "), runErr)
+		code = exitFailure
+	}
+	return code
 }

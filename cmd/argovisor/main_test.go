@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/control"
 )
 
@@ -32,7 +37,7 @@ func TestFlagErrorsSayWhatIsValid(t *testing.T) {
 		{[]string{"run", "--log-level", "loud", "x.toml"}, "want one of debug, info, warn, error"},
 		{[]string{"run"}, "want exactly one CONFIG.toml"},
 		{[]string{"run", "a.toml", "b.toml"}, "got 2 arguments"},
-		{[]string{"run", "--api-sock", "/tmp/x.sock", "--timeout", "1s"}, "--timeout does not go with a control API"},
+		{[]string{"run", "--api-sock", "/tmp/x.sock", "--timeout", "1s"}, "--timeout with a control API bounds the domains of CONFIG.toml, and there are none"},
 		{[]string{"ctl", "list"}, "--api-sock PATH is required"},
 		{[]string{"ctl", "--api-sock", "s", "frob"}, `unknown command "frob"`},
 		{[]string{"ctl", "--api-sock", "s", "stats"}, "usage: argovisor ctl --api-sock PATH stats NAME"},
@@ -73,13 +78,89 @@ func TestCommandHelp(t *testing.T) {
 func TestVersion(t *testing.T) {
 	code, out, _ := runArgs("version")
 	// go test builds carry the module path and Go version in their build
-	// info; -ldflags or go install add the version itself.
-	if code != 0 || !strings.HasPrefix(out, "argovisor dev (github.com/argovisor/argovisor") || !strings.Contains(out, "go1.") {
+	// info, but no VCS revision: the line says so.
+	if code != 0 || !strings.HasPrefix(out, "argovisor dev (github.com/argovisor/argovisor") || !strings.Contains(out, "go1.") ||
+		!strings.Contains(out, "no VCS revision") {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
 
-// fakeVMM is a control.Backend with two fixed domains.
+// versionFrom over the build infos the Go command writes (issue 15: a go
+// install from a clone must name the revision, and a build without one
+// must say why instead of a bare "dev").
+func TestVersionFrom(t *testing.T) {
+	const rev = "889ef5fd88cc3e18b7a2a502d9c99c604dd461af"
+	stamped := func(version string, modified bool) *debug.BuildInfo {
+		return &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/argovisor/argovisor", Version: version},
+			Settings: []debug.BuildSetting{{Key: "-buildmode", Value: "exe"}, {Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+				{Key: "vcs.time", Value: "2026-12-06T21:37:00Z"}, {Key: "vcs.modified", Value: fmt.Sprint(modified)}}}
+	}
+	plain := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/argovisor/argovisor", Version: "(devel)"},
+		Settings: []debug.BuildSetting{{Key: "-buildmode", Value: "exe"}, {Key: "CGO_ENABLED", Value: "0"}}}
+	for _, tc := range []struct {
+		name, version string
+		bi            *debug.BuildInfo
+		want          string
+	}{
+		{"go install in a clone", "dev", stamped("v0.0.0-20261206213700-889ef5fd88cc", false),
+			"argovisor v0.0.0-20261206213700-889ef5fd88cc (github.com/argovisor/argovisor, revision " + rev + ", go1.26.8)"},
+		{"go install in a modified clone", "dev", stamped("v0.0.0-20261206213700-889ef5fd88cc+dirty", true),
+			"argovisor v0.0.0-20261206213700-889ef5fd88cc+dirty (github.com/argovisor/argovisor, revision " + rev + "-dirty, go1.26.8)"},
+		{"stamped, no module version (Go before 1.24)", "dev", stamped("(devel)", false),
+			"argovisor dev (github.com/argovisor/argovisor, revision " + rev + ", go1.26.8)"},
+		{"make build", "889ef5f-dirty", plain, "argovisor 889ef5f-dirty (github.com/argovisor/argovisor, go1.26.8)"},
+		{"go install module@version", "dev", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/argovisor/argovisor", Version: "v1.2.3"}},
+			"argovisor v1.2.3 (github.com/argovisor/argovisor, go1.26.8)"},
+		{"-buildvcs=false", "dev", plain, "argovisor dev (github.com/argovisor/argovisor, go1.26.8, " + noRevision + ")"},
+		{"no build info", "dev", nil, "argovisor dev"},
+	} {
+		if got := versionFrom(tc.version, tc.bi); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestVersionOfARealBuild builds the CLI as a user's go build does, with
+// VCS stamping on, and checks that version names the checkout's revision.
+// Go finds no checkout in a linked git worktree (its .git is a file,
+// golang/go#58218), so there it skips; CI runs in a fresh clone.
+func TestVersionOfARealBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, ".git")); err != nil || !fi.IsDir() {
+		t.Skipf("%s is not a git clone (a linked worktree, or no git): the Go command stamps no revision there", root)
+	}
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", root}, args...)...).Output()
+		if err != nil {
+			t.Skipf("git %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	rev := git("rev-parse", "HEAD")
+	bin := filepath.Join(t.TempDir(), "argovisor")
+	// -buildvcs=true, not the default auto: the Go environment may set
+	// GOFLAGS=-buildvcs=false, and the flag on the command line wins.
+	cmd := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/argovisor")
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("%s version: %v", bin, err)
+	}
+	if !strings.Contains(string(out), "revision "+rev) || strings.Contains(string(out), "no VCS revision") {
+		t.Errorf("version of a build in a clone at %s:\n%s", rev, out)
+	}
+	t.Logf("%s", out)
+}
+
 type fakeVMM struct{ created []byte }
 
 func (f *fakeVMM) List() []control.DomainInfo {
@@ -241,5 +322,45 @@ func TestLateCreationUnderSeccomp(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "a.sock")); err == nil {
 		t.Error("a socket was created although run could not start")
+	}
+}
+
+// A bench run with a failed figure still prints and writes every figure,
+// the failed one marked, then the failure in full, and exits 1; a run
+// without failures exits 0 (issue 15).
+func TestReportBench(t *testing.T) {
+	dir := t.TempDir()
+	r := &bench.Report{Machine: "m", When: "now", Figures: []bench.Figure{
+		{Name: "floor.exit_rtt", Unit: "us", Median: 40, Min: 39, Max: 41, Runs: 5},
+		{Name: "argo.pingpong.wait.64B", Unit: "us", Size: 64, Failed: "guest failed: ping: exited with status 1"},
+		{Name: "floor.memcpy.64B", Unit: "MB/s", Size: 64, Median: 9000, Runs: 5},
+	}}
+	runErr := fmt.Errorf("argo.pingpong.wait.64B: guest failed: ping: exited with status 1\npingpong: send 999 failed: -2")
+	var out, errb bytes.Buffer
+	js, svg := filepath.Join(dir, "latest.json"), filepath.Join(dir, "t.svg")
+	if code := reportBench(r, runErr, js, svg, &out, &errb); code != exitFailure {
+		t.Errorf("exit %d with a failed figure, want %d", code, exitFailure)
+	}
+	if !strings.Contains(out.String(), "argo.pingpong.wait.64B") || !strings.Contains(out.String(), "FAILED") || !strings.Contains(out.String(), "floor.memcpy.64B") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if e := errb.String(); !strings.Contains(e, "1 figures failed (argo.pingpong.wait.64B)") || !strings.Contains(e, "send 999 failed: -2") {
+		t.Errorf("stderr:\n%s", e)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil || !strings.Contains(string(b), `"failed": "guest failed: ping: exited with status 1"`) {
+		t.Errorf("JSON (%v):\n%s", err, b)
+	}
+	if _, err := os.Stat(svg); err != nil {
+		t.Errorf("no plot: %v", err)
+	}
+	r.Figures = slices.Delete(r.Figures, 1, 2)
+	out.Reset()
+	errb.Reset()
+	if code := reportBench(r, nil, js, svg, &out, &errb); code != exitOK || errb.Len() != 0 {
+		t.Errorf("exit %d, stderr %q without failures", code, errb.String())
+	}
+	if code := reportBench(&bench.Report{}, errors.New("no KVM"), js, svg, &out, &errb); code != exitFailure {
+		t.Errorf("exit %d with nothing measured", code)
 	}
 }

@@ -257,7 +257,9 @@ static long make_ring(void)
 }
 
 /* proto=wait: blocks in the VMM until our ring has a message. An
- * interrupt (-EINTR) is taken and the wait resumed. */
+ * interrupt (-EINTR) is taken and the wait resumed. -ENOENT means our
+ * ring is gone: the peer has ended, and its death removed the ring we
+ * registered for it (as in Xen). */
 static long wait_data(void)
 {
     struct argo_addr mine = { .aport = port, .domain_id = peer };
@@ -277,6 +279,7 @@ static long wait_data(void)
  * next wait does it). */
 static long recv_one(uint8_t *buf, uint32_t buflen, struct argo_addr *src, uint32_t *type)
 {
+    int gone = 0; /* proto=wait: the VMM said our ring was removed */
     for (;;) {
         long r = argo_ring_recv(ring, ringlen, buf, buflen, src, type);
         if (r >= 0) {
@@ -294,8 +297,15 @@ static long recv_one(uint8_t *buf, uint32_t buflen, struct argo_addr *src, uint3
         if (r != -EAGAIN)
             return r;
         if (proto == PROTO_WAIT) {
+            if (gone)
+                return -ENOENT; /* ring gone and drained: no reply comes */
             long w = wait_data();
-            if (w < 0)
+            /* A removed ring keeps what was delivered into it before:
+             * the peer may send its last message and exit between our
+             * look at the ring and the wait. Look once more. */
+            if (w == -ENOENT)
+                gone = 1;
+            else if (w < 0)
                 return w;
             continue;
         }
@@ -309,7 +319,9 @@ static long recv_one(uint8_t *buf, uint32_t buflen, struct argo_addr *src, uint3
 
 /* proto=wait: sends one message to the peer and waits in the VMM until
  * our ring has a message (the reply), with one hypercall. Send failures
- * are handled as send_to_peer does. Returns the payload length sent. */
+ * are handled as send_to_peer does. Returns the payload length sent once
+ * the message is sent; the caller then takes the reply with recv_one,
+ * which waits again if the wait part ended without one. */
 static long send_wait_peer(const void *buf, uint32_t len, uint32_t type)
 {
     struct argo_iov iov = { .iov_hnd = (uint64_t)(uintptr_t)buf, .iov_len = len };
@@ -337,14 +349,14 @@ static long send_wait_peer(const void *buf, uint32_t len, uint32_t type)
         if (ent.result < 0)
             return ent.result;
         connected = 1;
-        if (r < 0 && r != -EINTR)
-            return r;
-        if (r == -EINTR) {
+        /* The message is sent. -EINTR: an interrupt or kick ended the
+         * wait; -ENOENT: our ring was removed (the peer ended) with no
+         * reply in it when the VMM looked. Either way recv_one decides:
+         * it reads the ring first and waits again only if it is empty. */
+        if (r == -EINTR)
             guest_poll_virq();
-            long w = wait_data();
-            if (w < 0)
-                return w;
-        }
+        else if (r < 0 && r != -ENOENT)
+            return r;
         return ent.result;
     }
 }

@@ -279,8 +279,13 @@ static inline long argo_sendv_batch(struct argo_send_ent *ents, uint32_t n, uint
  * ARGO_MAX_WAIT_RINGS) has a message, and return its index. timeout_us 0
  * only looks; ARGO_WAIT_FOREVER never times out. Errors: -ETIMEDOUT,
  * -EINTR (an interrupt or kick reached this vCPU: handle it, then wait
- * again), -ENOENT (a ring is not registered, or went away while waiting).
- * The wait also wakes senders waiting for space on these rings, so a
+ * again), -ENOENT (a ring is not registered, or went away while waiting
+ * with nothing unread in it). A ring goes away when its partner domain
+ * ends, as in Xen — and what was delivered into it stays in its memory:
+ * on -ENOENT, read the ring once more before concluding that nothing
+ * came (a ring removed during the wait with an unread message is
+ * reported as having data). The wait also wakes senders waiting for
+ * space on these rings, so a
  * reader that drains and then waits need not call notify. Make the rings
  * polling (argo_ring_set_polling) to get no VIRQ for their data.
  */
