@@ -41,9 +41,22 @@ type Figure struct {
 
 // Report is a whole run.
 type Report struct {
-	Machine string   `json:"machine"`
-	When    string   `json:"when"`
-	Figures []Figure `json:"figures"`
+	Machine string `json:"machine"`
+	// Platform is where the guests ran: "native", or "qemu-tcg" inside
+	// the tests' VM (tools/vmtest), where every time is TCG's and says
+	// nothing about the host; exits and interrupts per message are counts
+	// and mean the same on both.
+	Platform string   `json:"platform"`
+	When     string   `json:"when"`
+	Figures  []Figure `json:"figures"`
+}
+
+// platform names where this process runs (see Report.Platform).
+func platform() string {
+	if v := os.Getenv("ARGOVISOR_IN_VM"); v != "" {
+		return v
+	}
+	return "native"
 }
 
 // Options control a run.
@@ -96,7 +109,10 @@ func run(o Options, specs []spec) (*Report, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	r := &Report{Machine: machine(), When: time.Now().UTC().Format(time.RFC3339)}
+	r := &Report{Machine: machine(), Platform: platform(), When: time.Now().UTC().Format(time.RFC3339)}
+	if r.Platform != "native" {
+		fmt.Fprintf(o.Progress, "bench: inside the test VM (%s): every time below is TCG's, not the host's; only exits and irqs per message compare with native runs\n", r.Platform)
+	}
 	todo := specs[:0:0]
 	for _, s := range specs {
 		if strings.HasPrefix(s.name, "floor.") || len(o.Only) == 0 || slices.ContainsFunc(o.Only, func(p string) bool { return strings.HasPrefix(s.name, p) }) {
@@ -280,7 +296,11 @@ func (r *Report) WriteJSON(path string) error {
 // Table formats the report as a text table.
 func (r *Report) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "argovisor bench — %s — %s\n\n", r.Machine, r.When)
+	fmt.Fprintf(&b, "argovisor bench — %s — %s\n", r.Machine, r.When)
+	if r.Platform != "" && r.Platform != "native" {
+		fmt.Fprintf(&b, "PLATFORM %s: the guests ran under KVM inside a QEMU/TCG VM; every time and ratio is TCG's, only exits/msg and irqs/msg compare with native runs\n", r.Platform)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "%-28s %12s %12s %12s %-6s %9s %9s %9s  %-26s %s\n", "figure", "median", "min", "max", "unit", "exits/msg", "irqs/msg", "ratio", "to", "goal")
 	for _, f := range r.Figures {
 		if f.Failed != "" {

@@ -19,7 +19,9 @@ import (
 
 var (
 	repoRoot string // the repository root
-	cliPath  string // the argovisor binary built for these tests
+	cliPath  string // the argovisor binary users get (make build: static, no cgo)
+	// raceCLIPath is the same CLI built with the race detector (cgo).
+	raceCLIPath string
 )
 
 func TestMain(m *testing.M) {
@@ -41,9 +43,21 @@ func TestMain(m *testing.M) {
 		}
 		cliPath = filepath.Join(repoRoot, "bin", "argovisor")
 	}
-	if _, err := os.Stat(cliPath); err != nil {
-		fmt.Fprintf(os.Stderr, "the argovisor CLI: %v\n", err)
-		os.Exit(2)
+	// The race build, for the one test that runs it (under
+	// --seccomp=log: it links the C library, TestRaceBuildUnderLogFilter).
+	raceCLIPath = os.Getenv("ARGOVISOR_CLI_RACE")
+	if raceCLIPath == "" {
+		if out, err := exec.Command("make", "-C", repoRoot, "build-race").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "make build-race: %v\n%s", err, out)
+			os.Exit(2)
+		}
+		raceCLIPath = filepath.Join(repoRoot, "bin", "argovisor-race")
+	}
+	for _, p := range []string{cliPath, raceCLIPath} {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(os.Stderr, "the argovisor CLI: %v\n", err)
+			os.Exit(2)
+		}
 	}
 	os.Exit(m.Run())
 }

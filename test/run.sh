@@ -43,7 +43,7 @@ path=$(test/kvm-path.sh)
 describe=$(test/kvm-path.sh --describe)
 tally="$repo/build/kvm-tally"
 rm -rf "$tally" && mkdir -p "$tally" || exit 2
-export ARGOVISOR_CLI="$repo/bin/argovisor" ARGOVISOR_KVM_TALLY="$tally" ARGOVISOR_KVM_REQUIRED=1
+export ARGOVISOR_CLI="$repo/bin/argovisor" ARGOVISOR_CLI_RACE="$repo/bin/argovisor-race" ARGOVISOR_KVM_TALLY="$tally" ARGOVISOR_KVM_REQUIRED=1
 echo "== $describe"
 start=$(date +%s)
 rc=0

@@ -379,6 +379,46 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	return runVMM(cfg, o, sb, sigs, stdout, stderr)
 }
 
+// buildSettings are the running binary's build settings (nil if unknown).
+func buildSettings() []debug.BuildSetting {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Settings
+	}
+	return nil
+}
+
+// filterNeedsStaticBuild refuses the killing filter in a binary built with
+// cgo: such a binary is linked to the C library, which makes system calls
+// of its own that no allowlist of ours can foresee — glibc's malloc opens
+// /sys/devices/system/cpu/online when a thread first needs an arena, and
+// under --seccomp=on that killed `argovisor run` at random once domains
+// outnumbered a few. The release build (make build) has no cgo; a race
+// build needs cgo and runs with --seccomp=log, which logs such calls
+// instead (docs/security.md, "A static binary").
+func filterNeedsStaticBuild(mode sandbox.Mode, settings []debug.BuildSetting) error {
+	if mode != sandbox.SeccompOn {
+		return nil
+	}
+	cgo, race := false, false
+	for _, s := range settings {
+		switch s.Key {
+		case "CGO_ENABLED":
+			cgo = s.Value == "1"
+		case "-race":
+			race = s.Value == "true"
+		}
+	}
+	if !cgo {
+		return nil
+	}
+	what := "with cgo"
+	if race {
+		what = "with the race detector (so with cgo)"
+	}
+	return fmt.Errorf("this argovisor was built %s, so the C library makes system calls behind the seccomp filter that --seccomp=on would kill it for: "+
+		"build it static with `make build` or `CGO_ENABLED=0 go install github.com/argovisor/argovisor/cmd/argovisor`, or run this build with --seccomp=log", what)
+}
+
 // createsLater names what makes this run build domains after start-up
 // (the control API, or a restart policy), or returns "".
 func createsLater(cfg *vmm.Config, o runOptions) string {
@@ -412,6 +452,11 @@ func runVMM(cfg *vmm.Config, o runOptions, sb sandbox.Config, sigs chan os.Signa
 		return exitUsage
 	}
 	defer v.Close()
+	// Before anything is created or served: the filter comes only later.
+	if err := filterNeedsStaticBuild(sb.Seccomp, buildSettings()); err != nil {
+		fmt.Fprintf(stderr, "argovisor run: %v\n", err)
+		return exitUsage
+	}
 
 	var srv *control.Server
 	serveDone := make(chan error, 1)

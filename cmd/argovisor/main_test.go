@@ -17,6 +17,7 @@ import (
 
 	"github.com/argovisor/argovisor/bench"
 	"github.com/argovisor/argovisor/control"
+	"github.com/argovisor/argovisor/sandbox"
 )
 
 func runArgs(args ...string) (int, string, string) {
@@ -362,5 +363,38 @@ func TestReportBench(t *testing.T) {
 	}
 	if code := reportBench(&bench.Report{}, errors.New("no KVM"), js, svg, &out, &errb); code != exitFailure {
 		t.Errorf("exit %d with nothing measured", code)
+	}
+}
+
+// A cgo or race build refuses the killing filter (its C library would make
+// system calls behind it) and names the remedies; log and off run, and so
+// does a static build under the filter.
+func TestFilterNeedsStaticBuild(t *testing.T) {
+	set := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		mode     sandbox.Mode
+		settings []debug.BuildSetting
+		want     string // "" = accepted
+	}{
+		{sandbox.SeccompOn, set("CGO_ENABLED", "0"), ""},
+		{sandbox.SeccompOn, nil, ""},
+		{sandbox.SeccompOn, set("CGO_ENABLED", "1"), "built with cgo"},
+		{sandbox.SeccompOn, set("-race", "true", "CGO_ENABLED", "1"), "race detector"},
+		{sandbox.SeccompLog, set("-race", "true", "CGO_ENABLED", "1"), ""},
+		{sandbox.SeccompOff, set("CGO_ENABLED", "1"), ""},
+	} {
+		err := filterNeedsStaticBuild(c.mode, c.settings)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v %v: refused: %v", c.mode, c.settings, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "CGO_ENABLED=0") || !strings.Contains(err.Error(), "--seccomp=log")):
+			t.Errorf("%v %v: got %v, want an error naming %q, CGO_ENABLED=0 and --seccomp=log", c.mode, c.settings, err, c.want)
+		}
 	}
 }
