@@ -5,13 +5,16 @@ import gokvm "github.com/bobuhiro11/gokvm/kvm"
 // ioctl request numbers this package issues itself. The values match
 // linux/kvm.h on x86-64; ioctl_test.go checks them against the kernel's.
 var (
-	ioctlCheckExtension = gokvm.IIO(0x03)                   // KVM_CHECK_EXTENSION
-	ioctlRun            = gokvm.IIO(0x80)                   // KVM_RUN
-	ioctlIRQLine        = gokvm.IIOW(0x61, sizeofIRQLevel)  // KVM_IRQ_LINE
-	ioctlIRQFD          = gokvm.IIOW(0x76, sizeofIRQFD)     // KVM_IRQFD
-	ioctlIOEventFD      = gokvm.IIOW(0x79, sizeofIOEventFD) // KVM_IOEVENTFD
-	ioctlSignalMSI      = gokvm.IIOW(0xa5, sizeofMSI)       // KVM_SIGNAL_MSI
-	ioctlEnableCap      = gokvm.IIOW(0xa3, sizeofEnableCap) // KVM_ENABLE_CAP
+	ioctlCheckExtension = gokvm.IIO(0x03)                    // KVM_CHECK_EXTENSION
+	ioctlRun            = gokvm.IIO(0x80)                    // KVM_RUN
+	ioctlIRQLine        = gokvm.IIOW(0x61, sizeofIRQLevel)   // KVM_IRQ_LINE
+	ioctlIRQFD          = gokvm.IIOW(0x76, sizeofIRQFD)      // KVM_IRQFD
+	ioctlIOEventFD      = gokvm.IIOW(0x79, sizeofIOEventFD)  // KVM_IOEVENTFD
+	ioctlSignalMSI      = gokvm.IIOW(0xa5, sizeofMSI)        // KVM_SIGNAL_MSI
+	ioctlEnableCap      = gokvm.IIOW(0xa3, sizeofEnableCap)  // KVM_ENABLE_CAP
+	ioctlGetLAPIC       = gokvm.IIOR(0x8e, sizeofLAPICState) // KVM_GET_LAPIC
+	ioctlGetMPState     = gokvm.IIOR(0x98, sizeofMPState)    // KVM_GET_MP_STATE
+	ioctlGetVCPUEvents  = gokvm.IIOR(0x9f, sizeofVCPUEvents) // KVM_GET_VCPU_EVENTS
 )
 
 // Struct sizes from linux/kvm.h (x86-64); sizes_unsafe.go asserts that the Go
@@ -27,6 +30,9 @@ const (
 	sizeofUserMemoryRegion = 32
 	sizeofSyncRegs         = 520
 	sizeofRun              = 2352
+	sizeofLAPICState       = 1024
+	sizeofMPState          = 4
+	sizeofVCPUEvents       = 64
 )
 
 // Capability numbers (KVM_CAP_*) probed at VM creation.

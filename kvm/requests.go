@@ -37,6 +37,9 @@ const (
 	ReqEnableCap           Request = 0x4068aea3 // KVM_ENABLE_CAP
 	ReqGetTSCKHz           Request = 0xaea3     // KVM_GET_TSC_KHZ
 	ReqSignalMSI           Request = 0x4020aea5 // KVM_SIGNAL_MSI
+	ReqGetLAPIC            Request = 0x8400ae8e // KVM_GET_LAPIC
+	ReqGetMPState          Request = 0x8004ae98 // KVM_GET_MP_STATE
+	ReqGetVCPUEvents       Request = 0x8040ae9f // KVM_GET_VCPU_EVENTS
 )
 
 var requestNames = map[Request]string{
@@ -49,6 +52,7 @@ var requestNames = map[Request]string{
 	ReqSetRegs: "KVM_SET_REGS", ReqGetSregs: "KVM_GET_SREGS", ReqSetSregs: "KVM_SET_SREGS",
 	ReqSetCPUID2: "KVM_SET_CPUID2", ReqSetMPState: "KVM_SET_MP_STATE",
 	ReqEnableCap: "KVM_ENABLE_CAP", ReqGetTSCKHz: "KVM_GET_TSC_KHZ", ReqSignalMSI: "KVM_SIGNAL_MSI",
+	ReqGetLAPIC: "KVM_GET_LAPIC", ReqGetMPState: "KVM_GET_MP_STATE", ReqGetVCPUEvents: "KVM_GET_VCPU_EVENTS",
 }
 
 // Requests lists every request this package can issue, in numeric order.

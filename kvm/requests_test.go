@@ -44,6 +44,12 @@ func TestRequestNumbers(t *testing.T) {
 		{ReqEnableCap, ioctlEnableCap},
 		{ReqGetTSCKHz, gokvm.IIO(0xa3)},
 		{ReqSignalMSI, ioctlSignalMSI},
+		{ReqGetLAPIC, gokvm.IIOR(0x8e, 1024)},    // sizeof(struct kvm_lapic_state)
+		{ReqGetMPState, gokvm.IIOR(0x98, 4)},     // sizeof(struct kvm_mp_state)
+		{ReqGetVCPUEvents, gokvm.IIOR(0x9f, 64)}, // sizeof(struct kvm_vcpu_events)
+		{ReqGetLAPIC, ioctlGetLAPIC},
+		{ReqGetMPState, ioctlGetMPState},
+		{ReqGetVCPUEvents, ioctlGetVCPUEvents},
 	} {
 		if uintptr(tc.req) != tc.want {
 			t.Errorf("%v = %#x, encoded %#x", tc.req, uintptr(tc.req), tc.want)
@@ -76,7 +82,8 @@ func TestIoctlCallsAreRequests(t *testing.T) {
 	vars := map[string]Request{
 		"ioctlCheckExtension": ReqCheckExtension, "ioctlRun": ReqRun, "ioctlIRQLine": ReqIRQLine,
 		"ioctlIRQFD": ReqIRQFD, "ioctlIOEventFD": ReqIOEventFD, "ioctlSignalMSI": ReqSignalMSI,
-		"ioctlEnableCap": ReqEnableCap,
+		"ioctlEnableCap": ReqEnableCap, "ioctlGetLAPIC": ReqGetLAPIC, "ioctlGetMPState": ReqGetMPState,
+		"ioctlGetVCPUEvents": ReqGetVCPUEvents,
 	}
 	fset := token.NewFileSet()
 	ents, err := os.ReadDir(".")

@@ -19,4 +19,8 @@ var (
 	_ = [1]struct{}{}[unsafe.Offsetof(Run{}.ValidRegs)-288]
 	_ = [1]struct{}{}[unsafe.Offsetof(Run{}.DirtyRegs)-296]
 	_ = [1]struct{}{}[unsafe.Offsetof(Run{}.Sync)-304]
+	_ = [1]struct{}{}[unsafe.Sizeof(LAPICState{})-sizeofLAPICState]
+	_ = [1]struct{}{}[unsafe.Sizeof(VCPUEvents{})-sizeofVCPUEvents]
+	_ = [1]struct{}{}[unsafe.Offsetof(VCPUEvents{}.TripleFaultPending)-28]
+	_ = [1]struct{}{}[unsafe.Offsetof(VCPUEvents{}.ExceptionPayload)-56]
 )

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 	// so does the VM runner, inside which nothing is compiled; a plain
 	// `go test ./test/` builds it (and the guests) through make first.
 	cliPath = os.Getenv("ARGOVISOR_CLI")
+	if testutil.InVM() && (cliPath == "" || os.Getenv("ARGOVISOR_CLI_RACE") == "") {
+		fmt.Fprintln(os.Stderr, "inside the VM nothing is compiled: set ARGOVISOR_CLI and ARGOVISOR_CLI_RACE to the binaries built on the host (test/run.sh does)")
+		os.Exit(2)
+	}
 	if cliPath == "" {
 		if out, err := exec.Command("make", "-C", repoRoot, "build", "guests").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "make build guests: %v\n%s", err, out)
@@ -118,7 +122,9 @@ func newVMM(t testing.TB, c *console) *vmm.VMM {
 	if err != nil {
 		t.Fatalf("vmm.New: %v", err)
 	}
+	liveVMMs.Store(v, true)
 	t.Cleanup(func() {
+		liveVMMs.Delete(v)
 		if err := v.Close(); err != nil {
 			t.Errorf("VMM.Close: %v", err)
 		}
@@ -145,6 +151,32 @@ func boot(t testing.TB, v *vmm.VMM, cfg vmm.DomainConfig) *vmm.Domain {
 	return d
 }
 
+// liveVMMs are the VMMs of the running test (newVMM), for debugDump.
+var liveVMMs sync.Map
+
+// debugDump describes every vCPU of every domain still running in the
+// test's VMMs (vmm.Domain.DebugVCPUs): what a hang is diagnosed by.
+func debugDump() string {
+	var b strings.Builder
+	liveVMMs.Range(func(k, _ any) bool {
+		for _, d := range k.(*vmm.VMM).Domains() {
+			select {
+			case <-d.Done():
+				fmt.Fprintf(&b, "  %s (domain %d): %v\n", d.Name(), d.ID(), d.Result())
+				continue
+			default:
+			}
+			st := d.Stats()
+			fmt.Fprintf(&b, "  %s (domain %d): running; %d hypercalls, %d VIRQs injected\n", d.Name(), d.ID(), st.Hypercalls, st.VIRQs)
+			for _, s := range d.DebugVCPUs(5 * time.Second) {
+				fmt.Fprintf(&b, "    %v\n", s)
+			}
+		}
+		return true
+	})
+	return b.String()
+}
+
 // waitResult waits for a domain to end, failing the test after limit.
 func waitResult(t testing.TB, d *vmm.Domain, limit time.Duration) vmm.Result {
 	t.Helper()
@@ -153,9 +185,10 @@ func waitResult(t testing.TB, d *vmm.Domain, limit time.Duration) vmm.Result {
 	case <-d.Done():
 		return d.Result()
 	case <-time.After(limit):
+		dump := debugDump()
 		d.Stop("test deadline")
 		<-d.Done()
-		t.Fatalf("domain %s still running after %v", d.Name(), limit)
+		t.Fatalf("domain %s still running after %v; the vCPUs of every domain then:\n%s", d.Name(), limit, dump)
 	}
 	return vmm.Result{}
 }

@@ -28,6 +28,9 @@ var setupOnly = map[kvm.Request]string{
 	kvm.ReqIRQFD:             "not used by the VMM",
 	kvm.ReqIOEventFD:         "not used by the VMM",
 	kvm.ReqEnableCap:         "not used by the VMM",
+	kvm.ReqGetLAPIC:          "Domain.DebugVCPUs only: a diagnosis for tests, never made by a confined process",
+	kvm.ReqGetMPState:        "Domain.DebugVCPUs only",
+	kvm.ReqGetVCPUEvents:     "Domain.DebugVCPUs only",
 }
 
 // TestRequestsClassified: every request the kvm package can issue is

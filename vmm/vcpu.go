@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/argovisor/argovisor/kvm"
 	"golang.org/x/sys/unix"
@@ -72,6 +73,10 @@ type vcpu struct {
 	// since its loop last looked: a hypercall blocked in the VMM (Argo's
 	// wait) returns for it (block.go).
 	intr chan struct{}
+
+	// debugReq, when set, asks the loop for a VCPUDebug at its next
+	// kick (DebugVCPUs).
+	debugReq atomic.Pointer[chan VCPUDebug]
 }
 
 // interrupt makes a hypercall blocked on this vCPU return.
@@ -133,6 +138,9 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 				// looking at the stop flag (set before the kick), so a
 				// kick is never lost.
 				cpu.SetImmediateExit(false)
+				if ch := v.debugReq.Swap(nil); ch != nil {
+					*ch <- v.debugState()
+				}
 				d.stats.kicks.Add(1)
 				d.stats.exits[exitKick].Add(1)
 				continue

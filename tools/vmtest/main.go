@@ -37,7 +37,7 @@ func realMain(args []string) int {
 	cache := fs.String("cache", "", "the cache of fetched packages (default REPO/build/vm)")
 	repo := fs.String("repo", "", "the repository, shared read-write (default: the git top level of the working directory)")
 	mem := fs.String("mem", envOr("ARGOVISOR_VM_MEM", "6G"), "the VM's memory")
-	smp := fs.Int("smp", 2, "the VM's CPUs")
+	smp := fs.Int("smp", envInt("ARGOVISOR_VM_SMP", 1), "the VM's CPUs (docs/testing.md: why 1)")
 	timeout := fs.Duration("timeout", 0, "stop the VM after this long (0: never)")
 	var env multiFlag
 	fs.Var(&env, "env", "NAME=VALUE for the command (repeatable)")
@@ -271,4 +271,11 @@ func copyLines(w io.Writer, r io.Reader, skip func(string) bool) {
 			return
 		}
 	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
