@@ -25,6 +25,7 @@ for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vmtest.repo=*) repo="${w#*=}" ;;
 	vmtest.job=*) job="${w#*=}" ;;
+	vmtest.heartbeat=*) heartbeat="${w#*=}" ;;
 	esac
 done
 [ -n "$repo" ] && [ -n "$job" ] || fail "the kernel command line names no vmtest.repo/vmtest.job"
@@ -47,6 +48,11 @@ mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=755 tmpfs /host/run
 ip link set lo up
 
+# With vmtest.heartbeat=SECONDS, a line every so often: when the lines stop,
+# the VM's own timers stopped (docs/testing.md, "Limits of the VM").
+if [ -n "$heartbeat" ]; then
+	(while sleep "$heartbeat"; do echo "vmtest: heartbeat, up $(cut -d' ' -f1 /proc/uptime) s"; done) &
+fi
 chroot /host /bin/sh "$repo/$job/run.sh"
 echo $? >"$jobdir/rc"
 sync

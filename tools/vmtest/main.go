@@ -186,7 +186,8 @@ func (v *vm) run(wd string, cmd, env []string) (int, error) {
 		"-accel", "tcg,thread=multi", "-cpu", "EPYC,+svm",
 		"-smp", strconv.Itoa(v.smp), "-m", v.mem,
 		"-kernel", v.assets.kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1 vmtest.repo=" + v.repo + " vmtest.job=" + job,
+		"-append", strings.TrimSpace("console=ttyS0 quiet panic=-1 "+kernelArgs+" "+os.Getenv("ARGOVISOR_VM_APPEND")) +
+			" vmtest.repo=" + v.repo + " vmtest.job=" + job,
 		"-serial", "stdio", "-monitor", "none",
 		// multidevs=remap: the host's root spans several file systems, and
 		// without it inode numbers collide inside (tests then fail on
@@ -248,6 +249,10 @@ func (v *vm) run(wd string, cmd, env []string) (int, error) {
 	}
 	return rc, nil
 }
+
+// kernelArgs are the VM kernel's own parameters (ARGOVISOR_VM_APPEND adds
+// more).
+const kernelArgs = ""
 
 // tcgNoise drops QEMU's warnings about CPUID features TCG cannot emulate
 // (the EPYC model names some): harmless, and one line per feature.
