@@ -76,3 +76,7 @@ func (c *hostGuestCaller) Domain() hcall.DomainID { return c.id }
 func (c *hostGuestCaller) ReadGuest(addr uint64, p []byte) error { return c.view.Read(addr, p) }
 
 func (c *hostGuestCaller) WriteGuest(addr uint64, p []byte) error { return c.view.Write(addr, p) }
+
+func (c *hostGuestCaller) MapGuest(addr, n uint64, write bool) ([]byte, error) {
+	return c.view.Map(addr, n, write)
+}
