@@ -435,3 +435,53 @@ func TestSendAllocatesNothing(t *testing.T) {
 }
 
 func (v iov) String() string { return fmt.Sprintf("{%#x %d}", v.addr, v.len) }
+
+// populating is a fake domain memory that records Populate calls.
+type populating struct {
+	*fakeDomain
+	calls [][2]uint64
+}
+
+func (p *populating) Populate(gpa, n uint64) { p.calls = append(p.calls, [2]uint64{gpa, n}) }
+
+// Registering a ring populates its pages, one call per stretch of
+// consecutive frames, and only once every page is known good.
+func TestRegisterPopulates(t *testing.T) {
+	w := newWorld(t)
+	d := newFakeDomain(1, 4<<20)
+	p := &populating{fakeDomain: d}
+	if err := w.a.AddDomain(1, p, permissive); err != nil {
+		t.Fatal(err)
+	}
+	w.add(2, permissive)
+	for i, tc := range []struct {
+		scatter bool
+		want    int
+	}{{false, 1}, {true, 4}} {
+		p.calls = nil
+		r := d.layRing(3*PageSize, tc.scatter) // 4 pages
+		if ret := w.a.Op(d, OpRegisterRing, d.put(regBytes(uint32(10+i), 2, 0, r.length)), r.gfns, r.npages, 0); ret != 0 {
+			t.Fatalf("register: %d", ret)
+		}
+		if len(p.calls) != tc.want {
+			t.Fatalf("scatter %v: %d Populate calls %v, want %d", tc.scatter, len(p.calls), p.calls, tc.want)
+		}
+		var total uint64
+		for _, c := range p.calls {
+			if c[0] < r.base || c[0]+c[1] > r.base+r.npages*PageSize {
+				t.Fatalf("populated %#x+%#x outside the ring", c[0], c[1])
+			}
+			total += c[1]
+		}
+		if total != r.npages*PageSize {
+			t.Fatalf("populated %d bytes, want %d", total, r.npages*PageSize)
+		}
+	}
+	// A bad gfn: -EFAULT, nothing populated.
+	p.calls = nil
+	r := d.layRing(3*PageSize, false)
+	le.PutUint64(d.ram[r.gfns+2*8:], 1<<40)
+	if ret := w.a.Op(d, OpRegisterRing, d.put(regBytes(99, 2, 0, r.length)), r.gfns, r.npages, 0); ret != -EFAULT || len(p.calls) != 0 {
+		t.Fatalf("bad gfn: %d, %d Populate calls", ret, len(p.calls))
+	}
+}

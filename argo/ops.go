@@ -133,6 +133,7 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		mem[i] = p
 	}
 	data := dataRuns(st.mem, gfns, mem, length)
+	populate(st.mem, gfns)
 	// tx_ptr: keep the one in ring memory if it is sane (re-registration
 	// after resume relies on it), else restart at the sanitized rx.
 	tx := mem.txPtr()

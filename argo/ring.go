@@ -1,6 +1,7 @@
 package argo
 
 import (
+	"github.com/argovisor/argovisor/hcall"
 	"github.com/argovisor/argovisor/internal/hsync"
 )
 
@@ -122,6 +123,27 @@ func dataRuns(mem Memory, gfns []uint64, pages ringMem, length uint32) ringRuns 
 		i = j
 	}
 	return runs
+}
+
+// populate asks mem (if it can, hcall.Populator) to make the pages of a
+// ring on frames gfns present in the VMM's mapping now, one call per
+// stretch of consecutive frames: every send writes them, and a fault per
+// page there would be paid under the ring's lock. The caller holds
+// W(rings_L2), so the frames cannot leave the domain meanwhile
+// (HasRingPage).
+func populate(mem Memory, gfns []uint64) {
+	p, ok := mem.(hcall.Populator)
+	if !ok {
+		return
+	}
+	for i := 0; i < len(gfns); {
+		j := i + 1
+		for j < len(gfns) && gfns[j] == gfns[j-1]+1 {
+			j++
+		}
+		p.Populate(gfns[i]<<pageShift, uint64(j-i)*PageSize)
+		i = j
+	}
 }
 
 // span returns the host bytes for data offsets [off, off+n) that lie in

@@ -46,6 +46,17 @@ type Mapper interface {
 	MapGuest(addr, n uint64, write bool) ([]byte, error)
 }
 
+// Populator is implemented by a Memory whose host pages can be made
+// present in the VMM's mapping ahead of use, so that later accesses take
+// no page faults (Argo populates a ring's pages when it is registered, so
+// that sends into it do not fault page by page while they hold its lock).
+type Populator interface {
+	// Populate makes the host pages behind [gpa, gpa+n) present for
+	// writing. Best effort: memory that is not the domain's is skipped,
+	// and failures are ignored (the pages then fault in on first use).
+	Populate(gpa, n uint64)
+}
+
 // Blocker is implemented by a Caller that may block inside the VMM: the
 // hypercall of a vCPU that waits for an event (Argo's wait operations).
 // A mechanism checks for it with a type assertion, so callers that cannot
