@@ -100,8 +100,10 @@ func figures() []spec {
 		case 64:
 			// Same message size, so the MB/s ratio is the msg/s ratio.
 			s.ratioTo, s.goal = "argo.stream.64B", ">= 8, exits <= 0.15, irqs <= 0.1"
+		case 64 << 10:
+			s.goal = ">= 0.3, exits <= 0.1"
 		case 1 << 20:
-			s.goal = ">= 0.5"
+			s.goal = ">= 0.5, exits <= 0.1"
 		}
 		fs = append(fs, s)
 	}
