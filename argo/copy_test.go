@@ -485,3 +485,30 @@ func TestRegisterPopulates(t *testing.T) {
 		t.Fatalf("bad gfn: %d, %d Populate calls", ret, len(p.calls))
 	}
 }
+
+// signals keeps every domain once, in any number, and remove drops one.
+func TestSignalsSet(t *testing.T) {
+	var s signals
+	for _, id := range []DomainID{1, 2, 1, 3, 4, 5, 6, 2, 7} {
+		s.add(id)
+	}
+	s.remove(2)
+	s.remove(6)
+	s.remove(9)
+	var got []DomainID
+	for _, id := range append(s.buf[:s.n:s.n], s.more...) {
+		got = append(got, id)
+	}
+	want := map[DomainID]bool{1: true, 3: true, 4: true, 5: true, 7: true}
+	if len(got) != len(want) {
+		t.Fatalf("signals %v, want %v", got, want)
+	}
+	for _, id := range got {
+		if !want[id] || !s.has(id) {
+			t.Fatalf("signals %v, want %v", got, want)
+		}
+	}
+	if s.has(2) || s.has(6) {
+		t.Fatal("removed ids still there")
+	}
+}
