@@ -18,7 +18,11 @@
  *   count=<n>              messages (default 10000)
  *   size=<bytes>           payload bytes, >= 8 (default 200)
  *   ringlen=<bytes>        the receiver's ring data length (default 4032,
- *                          one page); the sender uses it to check size
+ *                          one page; at most 16777152, Xen's largest:
+ *                          4096 pages less the header); the sender uses it
+ *                          to check size. The domain needs the ring's
+ *                          memory (and the sender its bufmem) on top of
+ *                          its program: 64 MiB domains hold both
  *   slow=1                 receiver: spin `spin` pauses (default 20000)
  *                          after each message
  *   niov=<n>               sender: split each message into n iovs of
