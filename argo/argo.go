@@ -231,46 +231,80 @@ type ringRef struct {
 
 // signals collects the domains to signal, and the wait queues to wake,
 // once the locks are dropped. It is a value type with room for the common
-// case so that an operation that signals one or two domains does not
-// allocate.
+// case so that an operation that signals a few domains does not allocate
+// (no slice points into the value itself, so it stays on the stack).
 type signals struct {
 	buf   [4]DomainID
-	ids   []DomainID
+	n     int        // used entries of buf
+	more  []DomainID // beyond buf
 	qbuf  [2]*waitq
-	wakes []*waitq
+	nq    int
+	qmore []*waitq
 }
 
 // wake adds a domain's wait queue: data arrived in one of its rings (or a
 // ring of it went away), whether or not a VIRQ is raised for it.
 func (s *signals) wake(q *waitq) {
-	if s.wakes == nil {
-		s.wakes = s.qbuf[:0]
-	}
-	for _, x := range s.wakes {
+	for _, x := range s.qbuf[:s.nq] {
 		if x == q {
 			return
 		}
 	}
-	s.wakes = append(s.wakes, q)
-}
-
-func (s *signals) add(id DomainID) {
-	if s.ids == nil {
-		s.ids = s.buf[:0]
-	}
-	for _, x := range s.ids {
-		if x == id {
+	for _, x := range s.qmore {
+		if x == q {
 			return
 		}
 	}
-	s.ids = append(s.ids, id)
+	if s.nq < len(s.qbuf) {
+		s.qbuf[s.nq] = q
+		s.nq++
+		return
+	}
+	s.qmore = append(s.qmore, q)
+}
+
+func (s *signals) has(id DomainID) bool {
+	for _, x := range s.buf[:s.n] {
+		if x == id {
+			return true
+		}
+	}
+	for _, x := range s.more {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *signals) add(id DomainID) {
+	if s.has(id) {
+		return
+	}
+	if s.n < len(s.buf) {
+		s.buf[s.n] = id
+		s.n++
+		return
+	}
+	s.more = append(s.more, id)
 }
 
 // remove drops id from the collected domains.
 func (s *signals) remove(id DomainID) {
-	for i, x := range s.ids {
+	for i, x := range s.buf[:s.n] {
 		if x == id {
-			s.ids = append(s.ids[:i], s.ids[i+1:]...)
+			copy(s.buf[i:], s.buf[i+1:s.n])
+			s.n--
+			if len(s.more) > 0 { // keep buf full while more has entries
+				s.buf[s.n], s.more = s.more[0], s.more[1:]
+				s.n++
+			}
+			return
+		}
+	}
+	for i, x := range s.more {
+		if x == id {
+			s.more = append(s.more[:i], s.more[i+1:]...)
 			return
 		}
 	}
@@ -279,17 +313,27 @@ func (s *signals) remove(id DomainID) {
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {
-	for _, q := range s.wakes {
+	for _, q := range s.qbuf[:s.nq] {
 		q.wake()
 	}
-	for _, id := range s.ids {
-		if h := a.host.Load(); id == HostDomain && h != nil {
-			h.signalled()
-			continue
-		}
-		if a.signal != nil {
-			a.signal(id)
-		}
+	for _, q := range s.qmore {
+		q.wake()
+	}
+	for _, id := range s.buf[:s.n] {
+		a.raiseOne(id)
+	}
+	for _, id := range s.more {
+		a.raiseOne(id)
+	}
+}
+
+func (a *Argo) raiseOne(id DomainID) {
+	if h := a.host.Load(); id == HostDomain && h != nil {
+		h.signalled()
+		return
+	}
+	if a.signal != nil {
+		a.signal(id)
 	}
 }
 

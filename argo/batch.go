@@ -44,7 +44,7 @@ func (a *Argo) sendvBatch(c Caller, me *domainInfo, entsAddr, arg2, nent, flags 
 	}
 	var buf [MaxBatch * sizeofSendEnt]byte
 	ents := buf[:nent*sizeofSendEnt]
-	if c.ReadGuest(entsAddr, ents) != nil {
+	if readGuest(c, entsAddr, ents) != nil {
 		return -EFAULT
 	}
 	// Every result field is written before anything is sent, so a
@@ -54,7 +54,7 @@ func (a *Argo) sendvBatch(c Caller, me *domainInfo, entsAddr, arg2, nent, flags 
 	cancelled := int64(-ECANCELED)
 	le.PutUint64(res[:], uint64(cancelled))
 	for i := range nent {
-		if c.WriteGuest(entsAddr+i*sizeofSendEnt+sendEntResult, res[:]) != nil {
+		if writeGuest(c, entsAddr+i*sizeofSendEnt+sendEntResult, res[:]) != nil {
 			return -EFAULT
 		}
 	}
@@ -71,7 +71,7 @@ func (a *Argo) sendvBatch(c Caller, me *domainInfo, entsAddr, arg2, nent, flags 
 			sent++
 		}
 		le.PutUint64(res[:], uint64(ret))
-		if c.WriteGuest(entsAddr+i*sizeofSendEnt+sendEntResult, res[:]) != nil {
+		if writeGuest(c, entsAddr+i*sizeofSendEnt+sendEntResult, res[:]) != nil {
 			// Only a guest that changed its own mappings during the
 			// call gets here; what was sent stays sent.
 			return -EFAULT

@@ -291,6 +291,18 @@ func (r readOnlyAt) WriteGuest(addr uint64, p []byte) error {
 	return r.fakeDomain.WriteGuest(addr, p)
 }
 
+// MapGuest agrees with WriteGuest: a write run stops before [lo, hi) and
+// one starting in it faults.
+func (r readOnlyAt) MapGuest(addr, n uint64, write bool) ([]byte, error) {
+	if write && addr < r.hi && addr+n > r.lo {
+		if addr >= r.lo {
+			return nil, errFault
+		}
+		n = r.lo - addr
+	}
+	return r.fakeDomain.MapGuest(addr, n, write)
+}
+
 func TestBatchCallErrors(t *testing.T) {
 	w := newWorld(t)
 	s, d := w.add(1, permissive), w.add(2, permissive)

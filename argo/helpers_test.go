@@ -50,6 +50,17 @@ func (d *fakeDomain) WriteGuest(addr uint64, p []byte) error {
 	return nil
 }
 
+// MapGuest implements hcall.Mapper, as every guest's caller does: runs
+// end at each 4 KiB page boundary, like a guest's scattered 4 KiB pages,
+// so a message crosses several of them. readerOnly hides it.
+func (d *fakeDomain) MapGuest(addr, n uint64, _ bool) ([]byte, error) {
+	return d.Slice(addr, min(n, PageSize-addr%PageSize))
+}
+
+// readerOnly is a caller without hcall.Mapper: Argo then reads its memory
+// with ReadGuest (the fallback path).
+type readerOnly struct{ Caller }
+
 // alloc reserves n bytes (page aligned when page is set) and returns the
 // address.
 func (d *fakeDomain) alloc(n uint64, page bool) uint64 {

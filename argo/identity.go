@@ -110,7 +110,7 @@ func (a *Argo) domainInfoOp(c Caller, me *domainInfo, domid, infoAddr, arg3, arg
 	le.PutUint16(b[2:], state)
 	le.PutUint16(b[4:], uint16(copy(b[72:], d.name)))
 	le.PutUint16(b[6:], uint16(copy(b[8:8+MaxLabelLen], d.label)))
-	if c.WriteGuest(infoAddr, b[:]) != nil {
+	if writeGuest(c, infoAddr, b[:]) != nil {
 		return -EFAULT
 	}
 	return 0

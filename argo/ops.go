@@ -1,6 +1,10 @@
 package argo
 
-import "math"
+import (
+	"math"
+
+	"github.com/argovisor/argovisor/hcall"
+)
 
 // Op performs one argo_op hypercall for caller c: cmd in arg0 position,
 // then arg1..arg4 (Xen's order). It returns the value for RAX: 0 or a byte
@@ -55,14 +59,14 @@ func (a *Argo) registerRing(c Caller, me *domainInfo, regAddr, gfnAddr, npages, 
 		return -EINVAL
 	}
 	gfnBytes := make([]byte, npages*8)
-	if npages > 0 && c.ReadGuest(gfnAddr, gfnBytes) != nil {
+	if npages > 0 && readGuest(c, gfnAddr, gfnBytes) != nil {
 		return -EFAULT
 	}
 	if flags&^registerFlags != 0 {
 		return -EINVAL
 	}
 	var rb [sizeofRegisterRing]byte
-	if c.ReadGuest(regAddr, rb[:]) != nil {
+	if readGuest(c, regAddr, rb[:]) != nil {
 		return -EFAULT
 	}
 	port, partner, pad, length := le.Uint32(rb[0:]), DomainID(le.Uint16(rb[4:])), le.Uint16(rb[6:]), le.Uint32(rb[8:])
@@ -128,6 +132,8 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 		}
 		mem[i] = p
 	}
+	data := dataRuns(st.mem, gfns, mem, length)
+	populate(st.mem, gfns)
 	// tx_ptr: keep the one in ring memory if it is sane (re-registration
 	// after resume relies on it), else restart at the sanitized rx.
 	tx := mem.txPtr()
@@ -141,13 +147,13 @@ func (a *Argo) registerLocked(st, pst *domainArgo, key ringKey, length uint32, f
 	}
 	if old != nil {
 		old.l3.Lock()
-		old.mem, old.gfns, old.tx = mem, gfns, tx
+		old.mem, old.data, old.gfns, old.tx = mem, data, gfns, tx
 		old.ext, old.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
 		old.syncWanted()
 		old.l3.Unlock()
 		return 0
 	}
-	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, gfns, flags))
+	a.insertRingLocked(st, newRing(st.id, key, length, tx, mem, data, gfns, flags))
 	if pst != nil {
 		pst.sendL2.Lock()
 		pst.sendInfo[ringRef{owner: st.id, port: key.port}] = struct{}{}
@@ -186,7 +192,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 	// still the owner's to read, and a wait already on this ring must
 	// report it rather than -ENOENT (wait.go).
 	r.unreadAtRemoval = r.tx != r.sanitizedRx()
-	r.mem, r.gfns = nil, nil
+	r.mem, r.data, r.gfns = nil, nil, nil
 	r.l3.Unlock()
 	sig.wake(st.info.wq) // a vCPU waiting on this ring looks again
 }
@@ -214,7 +220,7 @@ func (a *Argo) unregisterRing(c Caller, me *domainInfo, arg1, arg2, arg3, arg4 u
 		return -EINVAL
 	}
 	var ub [sizeofUnregister]byte
-	if c.ReadGuest(arg1, ub[:]) != nil {
+	if readGuest(c, arg1, ub[:]) != nil {
 		return -EFAULT
 	}
 	port, partner, pad := le.Uint32(ub[0:]), DomainID(le.Uint16(ub[4:])), le.Uint16(ub[6:])
@@ -270,7 +276,7 @@ type iov struct {
 func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType uint64) int64 {
 	a.assertReadL1()
 	var ab [sizeofSendAddr]byte
-	if c.ReadGuest(addrAddr, ab[:]) != nil {
+	if readGuest(c, addrAddr, ab[:]) != nil {
 		return -EFAULT
 	}
 	var sig signals
@@ -290,7 +296,7 @@ func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAd
 		return -EINVAL
 	}
 	var ib [MaxIOV * sizeofIOV]byte
-	if niov > 0 && c.ReadGuest(iovAddr, ib[:niov*sizeofIOV]) != nil {
+	if niov > 0 && readGuest(c, iovAddr, ib[:niov*sizeofIOV]) != nil {
 		return -EFAULT
 	}
 	src, dst := decodeAddr(ab[0:]), decodeAddr(ab[8:])
@@ -391,25 +397,11 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 		le.PutUint32(hdr[20:], o.flags)
 		le.PutUint64(hdr[24:], o.cr3)
 	}
-	// A 16-byte header never crosses a page or the ring's end (tx is
-	// slot aligned); the 32-byte one may, so write it like the payload.
-	off := 0
-	_ = r.write(&tx, hdrLen, func(dst []byte) error {
-		off += copy(dst, hdr[off:hdrLen])
-		return nil
-	})
-	for _, v := range iovs {
-		addr := v.addr
-		err := r.write(&tx, uint64(v.len), func(dst []byte) error {
-			if err := c.ReadGuest(addr, dst); err != nil {
-				return err
-			}
-			addr += uint64(len(dst))
-			return nil
-		})
-		if err != nil {
-			return -EFAULT
-		}
+	// The header (a 16-byte one never crosses the ring's end, as tx is
+	// slot aligned; the 32-byte one may), then each iov.
+	r.writeBytes(&tx, hdr[:hdrLen])
+	if !r.copyIovs(c, &tx, iovs) {
+		return -EFAULT
 	}
 	tx = uint32(roundup16(uint64(tx)))
 	if tx >= r.len {
@@ -433,6 +425,46 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 		a.wakeFittingLocked(dst, r, sig)
 	}
 	return int64(total)
+}
+
+// copyIovs copies the payload from the sender's iovs into the data area at
+// *tx, wrapping, and advances *tx. A caller that can map its memory
+// (hcall.Mapper, every guest's) is copied one contiguous run at a time:
+// each run of the source is translated once (one page walk per page of
+// the guest's page size at most) and copied with one copy() per piece of
+// the ring it meets. Others are read with ReadGuest per ring piece. It
+// reports false (-EFAULT) if any byte cannot be read; the bytes written
+// by then lie in free ring space that tx_ptr does not cover, so nothing is
+// published. Preconditions: r.l3 held; the iovs fit.
+// +checklocks:r.l3
+func (r *ring) copyIovs(c Caller, tx *uint32, iovs []iov) bool {
+	m, mapped := c.(hcall.Mapper)
+	for _, v := range iovs {
+		addr, left := v.addr, uint64(v.len)
+		if !mapped {
+			err := r.write(tx, left, func(dst []byte) error {
+				if err := c.ReadGuest(addr, dst); err != nil {
+					return err
+				}
+				addr += uint64(len(dst))
+				return nil
+			})
+			if err != nil {
+				return false
+			}
+			continue
+		}
+		for left > 0 {
+			src, err := m.MapGuest(addr, left, false)
+			if err != nil || len(src) == 0 || uint64(len(src)) > left {
+				return false
+			}
+			r.writeBytes(tx, src)
+			addr += uint64(len(src))
+			left -= uint64(len(src))
+		}
+	}
+	return true
 }
 
 // queuePendingLocked records that st wants need payload bytes in r and
@@ -478,7 +510,7 @@ func (a *Argo) notify(c Caller, me *domainInfo, dataAddr, arg2, arg3, arg4 uint6
 		return 0
 	}
 	var hb [sizeofRingData]byte
-	if c.ReadGuest(dataAddr, hb[:]) != nil {
+	if readGuest(c, dataAddr, hb[:]) != nil {
 		return -EFAULT
 	}
 	nent := le.Uint32(hb[0:])
@@ -486,7 +518,7 @@ func (a *Argo) notify(c Caller, me *domainInfo, dataAddr, arg2, arg3, arg4 uint6
 		return -EACCES
 	}
 	ents := make([]byte, int(nent)*sizeofRingDataEnt)
-	if nent > 0 && c.ReadGuest(dataAddr+sizeofRingData, ents) != nil {
+	if nent > 0 && readGuest(c, dataAddr+sizeofRingData, ents) != nil {
 		return -EFAULT
 	}
 	for i := range int(nent) {
@@ -502,7 +534,7 @@ func (a *Argo) notify(c Caller, me *domainInfo, dataAddr, arg2, arg3, arg4 uint6
 		}
 		le.PutUint16(e[8:], flags)
 		le.PutUint32(e[16:], mms)
-		if c.WriteGuest(dataAddr+sizeofRingData+uint64(i)*sizeofRingDataEnt, e) != nil {
+		if writeGuest(c, dataAddr+sizeofRingData+uint64(i)*sizeofRingDataEnt, e) != nil {
 			return -EFAULT
 		}
 	}

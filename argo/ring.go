@@ -1,6 +1,7 @@
 package argo
 
 import (
+	"github.com/argovisor/argovisor/hcall"
 	"github.com/argovisor/argovisor/internal/hsync"
 )
 
@@ -29,6 +30,10 @@ type ring struct {
 	// mem is the ring memory: header then data, one host slice per page.
 	// +checklocks:l3
 	mem ringMem
+	// data is the data area as runs of host-contiguous memory (the same
+	// bytes as mem), so that a send copies a run at a time.
+	// +checklocks:l3
+	data ringRuns
 	// gfns are the owner's frames behind mem, in the same order.
 	// +checklocks:l3
 	gfns []uint64
@@ -54,11 +59,11 @@ type ring struct {
 	unreadAtRemoval bool
 }
 
-func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, gfns []uint64, flags uint64) *ring {
+func newRing(owner DomainID, key ringKey, length, tx uint32, mem ringMem, data ringRuns, gfns []uint64, flags uint64) *ring {
 	r := &ring{owner: owner, key: key}
 	r.l3.Init(classL3)
 	r.l3.Lock()
-	r.len, r.tx, r.mem, r.gfns = length, tx, mem, gfns
+	r.len, r.tx, r.mem, r.data, r.gfns = length, tx, mem, data, gfns
 	r.ext, r.ctx = flags&RegisterExtHeader != 0, flags&RegisterSenderContext != 0
 	r.syncWanted()
 	r.l3.Unlock()
@@ -77,6 +82,85 @@ func (m ringMem) span(off, n uint64) []byte {
 	p := m[off>>pageShift]
 	o := off & (PageSize - 1)
 	return p[o:min(o+n, PageSize)]
+}
+
+// ringRun is a piece of a ring's data area that is contiguous in host
+// memory: data offsets [off, off+len(b)).
+type ringRun struct {
+	off uint32
+	b   []byte
+}
+
+// ringRuns is a ring's whole data area as runs, in order, without gaps.
+type ringRuns []ringRun
+
+// dataRuns cuts the data area (ring bytes [RingHeaderSize,
+// RingHeaderSize+length)) of a ring on frames gfns into host-contiguous
+// runs: each stretch of consecutive frames is one Slice of mem, or, if mem
+// will not give it as one piece, its pages (from pages, which the caller
+// has already sliced, one per gfn). A ring laid out contiguously — the
+// usual case — is one run.
+func dataRuns(mem Memory, gfns []uint64, pages ringMem, length uint32) ringRuns {
+	var runs ringRuns
+	add := func(ringOff uint64, b []byte) { // b holds ring bytes [ringOff, ringOff+len(b))
+		lo, hi := max(ringOff, RingHeaderSize), min(ringOff+uint64(len(b)), RingHeaderSize+uint64(length))
+		if lo < hi {
+			runs = append(runs, ringRun{off: uint32(lo - RingHeaderSize), b: b[lo-ringOff : hi-ringOff : hi-ringOff]})
+		}
+	}
+	for i := 0; i < len(gfns); {
+		j := i + 1
+		for j < len(gfns) && gfns[j] == gfns[j-1]+1 {
+			j++
+		}
+		if b, err := mem.Slice(gfns[i]<<pageShift, uint64(j-i)*PageSize); err == nil {
+			add(uint64(i)*PageSize, b)
+		} else {
+			for k := i; k < j; k++ {
+				add(uint64(k)*PageSize, pages[k])
+			}
+		}
+		i = j
+	}
+	return runs
+}
+
+// populate asks mem (if it can, hcall.Populator) to make the pages of a
+// ring on frames gfns present in the VMM's mapping now, one call per
+// stretch of consecutive frames: every send writes them, and a fault per
+// page there would be paid under the ring's lock. The caller holds
+// W(rings_L2), so the frames cannot leave the domain meanwhile
+// (HasRingPage).
+func populate(mem Memory, gfns []uint64) {
+	p, ok := mem.(hcall.Populator)
+	if !ok {
+		return
+	}
+	for i := 0; i < len(gfns); {
+		j := i + 1
+		for j < len(gfns) && gfns[j] == gfns[j-1]+1 {
+			j++
+		}
+		p.Populate(gfns[i]<<pageShift, uint64(j-i)*PageSize)
+		i = j
+	}
+}
+
+// span returns the host bytes for data offsets [off, off+n) that lie in
+// one run: at most n bytes, fewer if the run (or the data area) ends
+// first. off must be inside the data area.
+func (rs ringRuns) span(off uint32, n uint64) []byte {
+	lo, hi := 0, len(rs)-1 // rs[lo].off <= off; find the last run starting at or before off
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if rs[mid].off <= off {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	b := rs[lo].b[off-rs[lo].off:]
+	return b[:min(uint64(len(b)), n)]
 }
 
 // rxPtr loads the guest-written rx_ptr (atomic: the guest writes it
@@ -139,7 +223,7 @@ func (r *ring) write(tx *uint32, n uint64, fill func(dst []byte) error) error {
 	for n > 0 {
 		chunk := min(n, uint64(r.len-*tx)) // up to the end of the data area
 		for done := uint64(0); done < chunk; {
-			dst := r.mem.span(RingHeaderSize+uint64(*tx)+done, chunk-done)
+			dst := r.data.span(*tx+uint32(done), chunk-done)
 			if err := fill(dst); err != nil {
 				return err
 			}
@@ -152,6 +236,21 @@ func (r *ring) write(tx *uint32, n uint64, fill func(dst []byte) error) error {
 		n -= chunk
 	}
 	return nil
+}
+
+// writeBytes copies p into the data area at data offset *tx, wrapping at
+// the ring end, one copy() per run, and advances *tx (not rounded).
+// Preconditions: r.l3 held; len(p) ≤ len.
+// +checklocks:r.l3
+func (r *ring) writeBytes(tx *uint32, p []byte) {
+	for len(p) > 0 {
+		k := copy(r.data.span(*tx, uint64(len(p))), p)
+		p = p[k:]
+		*tx += uint32(k)
+		if *tx == r.len {
+			*tx = 0
+		}
+	}
 }
 
 // findPending returns the index of dom's pending entry or -1.

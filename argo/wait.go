@@ -106,7 +106,7 @@ func readWaitRings(c Caller, addr, n uint64, w *waitArgs) int64 {
 		return -EINVAL
 	}
 	var b [MaxWaitRings * sizeofAddr]byte
-	if c.ReadGuest(addr, b[:n*sizeofAddr]) != nil {
+	if readGuest(c, addr, b[:n*sizeofAddr]) != nil {
 		return -EFAULT
 	}
 	for i := range int(n) {
@@ -158,13 +158,13 @@ func (a *Argo) waitPrepare(c Caller, me *domainInfo, cmd, arg1, arg2, arg3 uint6
 	// OpSendWait: the entry, its result field, the ring list, then the
 	// send; the call fails before sending if any part is bad.
 	var e [sizeofSendEnt]byte
-	if c.ReadGuest(arg1, e[:]) != nil {
+	if readGuest(c, arg1, e[:]) != nil {
 		return -EFAULT
 	}
 	var res [8]byte
 	cancelled := int64(-ECANCELED)
 	le.PutUint64(res[:], uint64(cancelled))
-	if c.WriteGuest(arg1+sendEntResult, res[:]) != nil {
+	if writeGuest(c, arg1+sendEntResult, res[:]) != nil {
 		return -EFAULT
 	}
 	if ret := readWaitRings(c, arg2, arg3, w); ret != 0 {
@@ -175,7 +175,7 @@ func (a *Argo) waitPrepare(c Caller, me *domainInfo, cmd, arg1, arg2, arg3 uint6
 	}
 	ret := a.sendOne(c, me, (*[sizeofSendAddr]byte)(e[:sizeofSendAddr]), le.Uint64(e[16:]), uint64(le.Uint32(e[24:])), le.Uint32(e[28:]), sig)
 	le.PutUint64(res[:], uint64(ret))
-	if c.WriteGuest(arg1+sendEntResult, res[:]) != nil {
+	if writeGuest(c, arg1+sendEntResult, res[:]) != nil {
 		return -EFAULT
 	}
 	if ret < 0 {

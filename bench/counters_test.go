@@ -4,26 +4,28 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/vmm"
 )
 
-// mk is a mark with the counters that matter here.
-func mk(line string, pio, mmio, virqs, errs, eagains uint64) mark {
-	return mark{line: line, vm: vmm.Stats{PIOExits: pio, MMIOExits: mmio, VIRQs: virqs, Hypercalls: 999, Kicks: 77},
+// mk is a mark with the counters that matter here; each line is one
+// console exit (console is the count at the line, its own exit included).
+func mk(line string, pio, mmio, virqs, errs, eagains, console uint64) mark {
+	return mark{line: line, vm: vmm.Stats{PIOExits: pio, MMIOExits: mmio, VIRQs: virqs, Hypercalls: 999, Kicks: 77, ConsoleExits: console},
 		argo: argo.Stats{Errors: errs, EAGAINs: eagains}}
 }
 
 func TestBetween(t *testing.T) {
 	marks := []mark{
-		mk("boot line", 3, 0, 0, 0, 0),
-		mk("pingpong: ping, domain 1 <-> 2", 10, 1, 4, 2, 1),
-		mk("something else", 500, 1, 60, 5, 2),
-		// 2000 sends + 1000 notifies + 3 refused sends + this line,
-		// 1000 VIRQs, one MMIO exit.
-		mk("pingpong: 1000 round trips ok", 10+2000+1000+3+1, 2, 1004, 2+3+7, 1+7),
-		mk("pingpong: later", 9000, 9, 9000, 99, 9),
+		mk("boot line", 3, 0, 0, 0, 0, 1),
+		mk("pingpong: ping, domain 1 <-> 2", 10, 1, 4, 2, 1, 2),
+		mk("something else", 500, 1, 60, 5, 2, 3),
+		// 2000 sends + 1000 notifies + 3 refused sends + 2 lines, 1000
+		// VIRQs, one MMIO exit.
+		mk("pingpong: 1000 round trips ok", 10+2000+1000+3+2, 2, 1004, 2+3+7, 1+7, 4),
+		mk("pingpong: later", 9000, 9, 9000, 99, 9, 5),
 	}
 	got, err := between(marks, "pingpong: ping,", "pingpong: ")
 	if err != nil {
@@ -33,6 +35,15 @@ func TestBetween(t *testing.T) {
 	// transitions, the other errors (refused sends) are not.
 	if got.exits != 3001 || got.irqs != 1000 {
 		t.Errorf("between = %+v, want 3001 exits, 1000 irqs", got)
+	}
+	// A host that steps the firmware's rep outsb byte by byte (kvm_pvm)
+	// makes an exit per byte of each line: none of them counts.
+	perByte := []mark{
+		mk("pingpong: ping, domain 1 <-> 2", 40, 1, 4, 2, 1, 31),
+		mk("pingpong: 1000 round trips ok", 40+3000+30, 1, 1004, 2, 1, 31+30),
+	}
+	if got, err := between(perByte, "pingpong: ping,", "pingpong: "); err != nil || got.exits != 3000 {
+		t.Errorf("per-byte console: %+v, %v; want 3000 exits", got, err)
 	}
 	if _, err := between(marks, "nope", "pingpong: "); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing start line: %v", err)
@@ -48,8 +59,8 @@ func TestBetween(t *testing.T) {
 
 func TestPerMessage(t *testing.T) {
 	m := map[string][]mark{
-		"ping": {mk("start", 0, 0, 0, 0, 0), mk("end", 201, 0, 100, 0, 0)},
-		"pong": {mk("start", 5, 0, 5, 0, 0), mk("end", 5+101, 0, 5, 0, 0)},
+		"ping": {mk("start", 0, 0, 0, 0, 0, 1), mk("end", 201, 0, 100, 0, 0, 2)},
+		"pong": {mk("start", 5, 0, 5, 0, 0, 1), mk("end", 5+101, 0, 5, 0, 0, 2)},
 	}
 	got, err := perMessage(m, 100, interval{"ping", "start", "end"}, interval{"pong", "start", "end"})
 	if err != nil {
@@ -105,5 +116,31 @@ func TestMeasureTransitions(t *testing.T) {
 	tab := r.Table()
 	if !strings.Contains(tab, "exits/msg") || !strings.Contains(tab, "2.200") {
 		t.Errorf("table:\n%s", tab)
+	}
+}
+
+// The stream's time window opens at the later of its start lines and
+// closes at its end line.
+func TestWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(line string, ms int) mark {
+		return mark{line: line, at: t0.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	m := map[string][]mark{
+		"rx": {at("boot", 0), at("stream: ring ready", 50), at("stream: receiving", 51), at("stream: received", 90)},
+		"tx": {at("stream: sending", 60), at("stream: 100 msgs ok", 91)},
+	}
+	end := lineAt{"rx", "stream: received"}
+	if d, err := window(m, end, lineAt{"rx", "stream: ring ready"}, lineAt{"tx", "stream: sending"}); err != nil || d != 30*time.Millisecond {
+		t.Errorf("window = %v, %v; want 30ms (from the sender's later line)", d, err)
+	}
+	if d, err := window(m, end, lineAt{"rx", "stream: ring ready"}); err != nil || d != 40*time.Millisecond {
+		t.Errorf("window = %v, %v; want 40ms", d, err)
+	}
+	if _, err := window(m, end, lineAt{"tx", "nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("missing start line: %v", err)
+	}
+	if _, err := window(m, lineAt{"rx", "boot"}, lineAt{"tx", "stream: sending"}); err == nil {
+		t.Error("an end before the start was used")
 	}
 }

@@ -29,7 +29,7 @@ func newLab(o *Options) (*lab, error) {
 		// This runs on the printing vCPU's goroutine during the exit
 		// that ends the line, so the counters are exact for that point
 		// of the guest's program.
-		m := mark{line: line, vm: d.Stats(), argo: d.ArgoStats()}
+		m := mark{line: line, at: time.Now(), vm: d.Stats(), argo: d.ArgoStats()}
 		l.mu.Lock()
 		l.lines[d.Name()] = append(l.lines[d.Name()], line)
 		l.marks[d.Name()] = append(l.marks[d.Name()], m)

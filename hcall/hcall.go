@@ -29,6 +29,34 @@ type Caller interface {
 	WriteGuest(addr uint64, p []byte) error
 }
 
+// Mapper is implemented by a Caller that can give the host bytes behind
+// its addresses directly, so that a mechanism copies between guests with
+// one copy() per contiguous run instead of a ReadGuest per piece (Argo's
+// sendv). A mechanism checks for it with a type assertion and falls back
+// to ReadGuest/WriteGuest without it.
+type Mapper interface {
+	// MapGuest returns the host bytes behind the longest run of
+	// [addr, addr+n) that starts at addr and is contiguous in host
+	// memory: at least one byte and at most n when n > 0. An error
+	// (-EFAULT) means addr itself is not accessible (for writing, when
+	// write is set); a later byte that is not ends the run before it, and
+	// the next call, from there, fails. The bytes alias the caller's
+	// memory, which its guest may change concurrently; they are valid for
+	// the rest of the hypercall only.
+	MapGuest(addr, n uint64, write bool) ([]byte, error)
+}
+
+// Populator is implemented by a Memory whose host pages can be made
+// present in the VMM's mapping ahead of use, so that later accesses take
+// no page faults (Argo populates a ring's pages when it is registered, so
+// that sends into it do not fault page by page while they hold its lock).
+type Populator interface {
+	// Populate makes the host pages behind [gpa, gpa+n) present for
+	// writing. Best effort: memory that is not the domain's is skipped,
+	// and failures are ignored (the pages then fault in on first use).
+	Populate(gpa, n uint64)
+}
+
 // Blocker is implemented by a Caller that may block inside the VMM: the
 // hypercall of a vCPU that waits for an event (Argo's wait operations).
 // A mechanism checks for it with a type assertion, so callers that cannot

@@ -50,6 +50,12 @@ func (c caller) ReadGuest(addr uint64, p []byte) error { return c.h.Guest().Read
 
 func (c caller) WriteGuest(addr uint64, p []byte) error { return c.h.Guest().Write(addr, p) }
 
+// MapGuest implements hcall.Mapper: the host bytes of the longest
+// contiguous run at addr (GuestView.Map).
+func (c caller) MapGuest(addr, n uint64, write bool) ([]byte, error) {
+	return c.h.Guest().Map(addr, n, write)
+}
+
 // VCPU implements hcall.Origin: the index of the calling vCPU.
 func (c caller) VCPU() uint32 { return uint32(c.h.Index) }
 

@@ -215,6 +215,20 @@ type physMem struct {
 	p2m *memop.Domain
 }
 
+// Populate implements hcall.Populator: MADV_POPULATE_WRITE over the VMM's
+// own mapping of [gpa, gpa+n) (whole pages; frames that are not populated
+// are skipped by Slice's check). The pages are the memfd's, already
+// allocated if the guest touched them; this only maps them, ahead of the
+// VMM's first write.
+func (m physMem) Populate(gpa, n uint64) {
+	if gpa%PageSize != 0 || n%PageSize != 0 {
+		return
+	}
+	if b, err := m.Slice(gpa, n); err == nil && n > 0 {
+		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	}
+}
+
 // Slice implements PhysMemory.
 func (m physMem) Slice(gpa, n uint64) ([]byte, error) {
 	b, err := m.ram.Slice(gpa, n)

@@ -1,6 +1,9 @@
 package vmm
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // x86-64 paging bits used by the walker.
 const (
@@ -38,8 +41,37 @@ func (t Translation) Remaining() uint64 { return t.PageSize - t.GPA&(t.PageSize-
 // Any absent entry, entry with reserved bits, table outside RAM or
 // non-canonical address gives an error wrapping ErrFault.
 func Translate(mem PhysMemory, ps PagingState, gva uint64) (Translation, error) {
+	var w walker
+	return w.translate(mem, ps, gva)
+}
+
+// walker is Translate with a cache of the last walk that ended in a 4 KiB
+// page: the level-1 table it went through, and whether the levels above
+// allowed writes. A later address in the same 2 MiB of virtual space then
+// costs one entry read instead of four (a paging-structure cache, as a CPU
+// keeps one). Only the upper levels are cached — every PTE is read afresh
+// — and the cached table is the guest's own memory, so a guest that
+// changes its tables during the walk can get no more than a translation
+// it could have had a moment earlier, always into its own memory. Use a
+// walker for one hypercall's accesses only: the tables may change between
+// exits.
+type walker struct {
+	ptValid    bool
+	ptRegion   uint64 // gva >> 21 of the cached table
+	pt         []byte // the level-1 table's host bytes (4 KiB)
+	ptWritable bool   // every level above allowed writes
+}
+
+func (w *walker) translate(mem PhysMemory, ps PagingState, gva uint64) (Translation, error) {
 	if ps.CR0&cr0PG == 0 {
 		return Translation{GPA: gva, PageSize: PageSize, Writable: true}, nil
+	}
+	if w.ptValid && gva>>21 == w.ptRegion {
+		e := binary.LittleEndian.Uint64(w.pt[(gva>>12&0x1FF)*8:])
+		if e&pteP == 0 {
+			return Translation{}, fmt.Errorf("%w: %#x not mapped (level-1 entry %#x)", ErrFault, gva, e)
+		}
+		return Translation{GPA: e&pteAddrMask | gva&(PageSize-1), PageSize: PageSize, Writable: w.ptWritable && e&pteRW != 0}, nil
 	}
 	if ps.CR4&cr4PAE == 0 || ps.EFER&eferLMA == 0 {
 		return Translation{}, fmt.Errorf("%w: paging mode is not 4-level long mode (cr0=%#x cr4=%#x efer=%#x)", ErrFault, ps.CR0, ps.CR4, ps.EFER)
@@ -53,9 +85,21 @@ func Translate(mem PhysMemory, ps PagingState, gva uint64) (Translation, error) 
 	for level := 4; level >= 1; level-- {
 		shift := uint(12 + 9*(level-1))
 		idx := (gva >> shift) & 0x1FF
-		e, err := readU64(mem, table+idx*8)
-		if err != nil {
-			return Translation{}, fmt.Errorf("%w: level-%d table at %#x is outside RAM", ErrFault, level, table)
+		var e uint64
+		if level == 1 {
+			// The whole table, to cache it (page aligned: in RAM iff
+			// its entry is).
+			pt, err := mem.Slice(table, PageSize)
+			if err != nil {
+				return Translation{}, fmt.Errorf("%w: level-%d table at %#x is outside RAM", ErrFault, level, table)
+			}
+			w.ptValid, w.ptRegion, w.pt, w.ptWritable = true, gva>>21, pt, writable
+			e = binary.LittleEndian.Uint64(pt[idx*8:])
+		} else {
+			var err error
+			if e, err = readU64(mem, table+idx*8); err != nil {
+				return Translation{}, fmt.Errorf("%w: level-%d table at %#x is outside RAM", ErrFault, level, table)
+			}
 		}
 		if e&pteP == 0 {
 			return Translation{}, fmt.Errorf("%w: %#x not mapped (level-%d entry %#x)", ErrFault, gva, level, e)
@@ -87,7 +131,8 @@ type GuestView struct {
 	Paging PagingState
 }
 
-// Read copies len(buf) bytes from guest-virtual address gva, page by page.
+// Read copies len(buf) bytes from guest-virtual address gva, one
+// contiguous run (Map) at a time.
 func (v GuestView) Read(gva uint64, buf []byte) error {
 	return v.access(gva, buf, false)
 }
@@ -99,26 +144,86 @@ func (v GuestView) Write(gva uint64, buf []byte) error {
 }
 
 func (v GuestView) access(gva uint64, buf []byte, write bool) error {
+	var w walker
 	for len(buf) > 0 {
-		t, err := Translate(v.Mem, v.Paging, gva)
+		host, err := v.mapRun(&w, gva, uint64(len(buf)), write)
 		if err != nil {
 			return err
 		}
-		if write && !t.Writable && v.Paging.CR0&cr0WP != 0 {
-			return fmt.Errorf("%w: %#x is read-only", ErrFault, gva)
-		}
-		n := min(t.Remaining(), uint64(len(buf)))
-		host, err := v.Mem.Slice(t.GPA, n)
-		if err != nil {
-			return fmt.Errorf("%w: %#x maps to %#x outside RAM", ErrFault, gva, t.GPA)
-		}
 		if write {
-			copy(host, buf[:n])
+			copy(host, buf)
 		} else {
-			copy(buf[:n], host)
+			copy(buf, host)
 		}
-		buf = buf[n:]
-		gva += n
+		buf = buf[len(host):]
+		gva += uint64(len(host))
 	}
 	return nil
+}
+
+// Map returns the host bytes behind the longest run of [gva, gva+n) that
+// starts at gva and is contiguous in guest-physical memory — across as
+// many pages as are mapped in a row, whatever their sizes — and lies in
+// one piece of the domain's memory: at least one byte and at most n when
+// n > 0. It fails (ErrFault) only if gva itself cannot be accessed
+// (for writing, when write is set); a run stops before the first page
+// that cannot. Walks: one per page of the guest's page size at most, and
+// one entry read per 4 KiB page after the first of each 2 MiB (walker).
+// The bytes alias guest memory, which the guest may change concurrently.
+func (v GuestView) Map(gva, n uint64, write bool) ([]byte, error) {
+	var w walker
+	return v.mapRun(&w, gva, n, write)
+}
+
+func (v GuestView) mapRun(w *walker, gva, n uint64, write bool) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	t, err := w.translate(v.Mem, v.Paging, gva)
+	if err != nil {
+		return nil, err
+	}
+	if write && !v.writable(t) {
+		return nil, fmt.Errorf("%w: %#x is read-only", ErrFault, gva)
+	}
+	gpa := t.GPA
+	length := min(t.Remaining(), n)
+	for length < n {
+		t, err := w.translate(v.Mem, v.Paging, gva+length)
+		if err != nil || t.GPA != gpa+length || write && !v.writable(t) {
+			break
+		}
+		length += min(t.Remaining(), n-length)
+	}
+	if host, err := v.Mem.Slice(gpa, length); err == nil {
+		return host, nil
+	}
+	// Some page of the run is not the domain's memory, or the run
+	// crosses from one piece of it to another (RAM, grant frames): give
+	// the longest prefix that slices, ending on a page boundary. A prefix
+	// of a run that slices also slices, so a binary search over the page
+	// ends finds it with O(log pages) calls.
+	head := min(length, PageSize-gpa&(PageSize-1))                           // to the first 4 KiB boundary
+	end := func(j uint64) uint64 { return min(head+(j-1)*PageSize, length) } // j ≥ 1
+	m := 1 + (length-head+PageSize-1)/PageSize
+	if _, err := v.Mem.Slice(gpa, end(1)); err != nil {
+		return nil, fmt.Errorf("%w: %#x maps to %#x outside RAM", ErrFault, gva, gpa)
+	}
+	lo, hi := uint64(1), m // Slice(end(lo)) works; end(hi+1) is beyond the run
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if _, err := v.Mem.Slice(gpa, end(mid)); err == nil {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return v.Mem.Slice(gpa, end(lo))
+}
+
+// writable reports whether a write through translation t is allowed: the
+// guest's write-protect rule (CR0.WP clear lets supervisor writes through
+// read-only entries, and hypercalls act for the guest's kernel).
+func (v GuestView) writable(t Translation) bool {
+	return t.Writable || v.Paging.CR0&cr0WP == 0
 }

@@ -84,7 +84,7 @@ func opSlot(nr uint32, op uint64) uint64 {
 // They cover the domain's whole life, across restarts.
 type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
-	virqs                                                atomic.Uint64
+	virqs, consoleExits                                  atomic.Uint64
 	exits                                                [numExitKinds]atomic.Uint64
 	byNr                                                 [maxHypercall]atomic.Uint64
 	argoOps, gnttabOps                                   [opSlots]atomic.Uint64
@@ -115,6 +115,10 @@ type Stats struct {
 	// VIRQs counts VIRQs the domain's local APIC accepted (several may
 	// merge into one delivery to the guest).
 	VIRQs uint64
+	// ConsoleExits counts the port-I/O exits (included in PIOExits) to
+	// the serial console: one per line where a string OUT is one exit,
+	// one per byte where the host steps it byte by byte (kvm_pvm).
+	ConsoleExits uint64
 	// ExitsByKind counts KVM exits by kind ("io", "mmio", "hlt", "kick",
 	// …); only kinds seen are present.
 	ExitsByKind map[string]uint64
@@ -134,7 +138,7 @@ func (d *Domain) Stats() Stats {
 	st := Stats{
 		PIOExits: s.pioExits.Load(), MMIOExits: s.mmioExits.Load(),
 		UnknownPorts: s.unknownPorts.Load(), Hypercalls: s.hypercalls.Load(),
-		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
+		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ConsoleExits: s.consoleExits.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
 	}
 	for i := range s.exits {
 		if n := s.exits[i].Load(); n != 0 {

@@ -168,6 +168,9 @@ func (v *vcpu) handle(exit kvm.Exit) {
 	case kvm.ExitIO:
 		d.stats.pioExits.Add(1)
 		io := exit.IO
+		if io.Port-PortSerial < 8 { // the UART's eight registers
+			d.stats.consoleExits.Add(1)
+		}
 		if !d.bus.Dispatch(&v.ctx, io.Port, io.Dir == kvm.IODirIn, int(io.Size), io.Data) {
 			d.stats.unknownPorts.Add(1)
 		}

@@ -18,7 +18,11 @@
  *   count=<n>              messages (default 10000)
  *   size=<bytes>           payload bytes, >= 8 (default 200)
  *   ringlen=<bytes>        the receiver's ring data length (default 4032,
- *                          one page); the sender uses it to check size
+ *                          one page; at most 16777152, Xen's largest:
+ *                          4096 pages less the header); the sender uses it
+ *                          to check size. The domain needs the ring's
+ *                          memory (and the sender its bufmem) on top of
+ *                          its program: 64 MiB domains hold both
  *   slow=1                 receiver: spin `spin` pauses (default 20000)
  *                          after each message
  *   niov=<n>               sender: split each message into n iovs of
@@ -41,7 +45,11 @@
  *                          halting) and notifies only when the VMM says a
  *                          sender waits for space
  *   batch=<n>              fast sender: messages per call, 1..64 (default
- *                          32; fewer for large messages)
+ *                          32; fewer for large messages: see bufmem)
+ *   bufmem=<bytes>         fast sender: at most this much memory for the
+ *                          batch's message buffers, one per message
+ *                          (default 16 MiB: 16 messages of 1 MiB, enough
+ *                          to fill the largest ring, 16 MiB, in one call)
  *   window=<n>             fast receiver: ask for the VIRQ only when n+1
  *                          messages wait (default 0), clamped to what the
  *                          ring holds and what is still to come
@@ -51,6 +59,11 @@
  *                          random window, or polls for a while, or asks
  *                          for a VIRQ per message as Xen does
  *   seed=<n>               random's seed (default: the domain id)
+ *   inplace=1              fast receiver, with verify=0: read each message
+ *                          where it lies in the ring (header and sequence
+ *                          number) instead of copying its payload out, as a
+ *                          consumer that processes messages in place does:
+ *                          one copy per message (the VMM's) instead of two
  *   hostile=1              fast receiver: scribble random values over its
  *                          own header's rx_flags, rx_event, tx_wanted and
  *                          reserved bytes before every receive; it then
@@ -58,7 +71,10 @@
  *
  * Before its loop the sender prints "stream: sending ..." and the receiver
  * "stream: receiving ..." (the benchmarks count exits between these lines
- * and the results).
+ * and the results). The receiver also prints "stream: ring ready ..." once
+ * its ring memory is allocated, just before it registers it: the benchmarks
+ * time the stream from there (or from the sender's line, if later), so the
+ * guests' boot and allocations are not counted as transfer time.
  */
 #include <argo.h>
 #include <guest.h>
@@ -219,6 +235,7 @@ static int receiver(uint16_t peer, uint32_t port, uint64_t count, uint32_t size,
     }
     for (uint32_t i = 0; i < npages; i++)
         gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
+    guest_printf("stream: ring ready, %u bytes\n", ringlen);
     /* The sender may not exist yet if the host creates and starts domains
      * one by one: retry -ESRCH for a while. */
     struct argo_register_ring reg = { .aport = port, .partner_id = peer, .len = ringlen };
@@ -333,9 +350,10 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
         guest_printf("stream: batch %u must be 1..%u\n", kmax, ARGO_MAX_BATCH);
         return 1;
     }
-    uint32_t cap = (4u << 20) / size; /* at most 4 MiB of buffers */
+    uint64_t bufmem = guest_param_u64("bufmem", 16u << 20);
+    uint64_t cap = bufmem / size; /* at most bufmem of buffers */
     if (kmax > cap)
-        kmax = cap ? cap : 1;
+        kmax = cap ? (uint32_t)cap : 1;
     uint32_t lens[ARGO_MAXIOV];
     split(lens, niov, size);
     uint32_t bufpages = (size + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE;
@@ -412,6 +430,39 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
     return 0;
 }
 
+/* inplace=1: the reader side of the ring protocol (as argo_ring_recv)
+ * without copying the payload out: the header and the payload's first 8
+ * bytes (the sequence number, which check_msg reads) go to hdr and buf. */
+static long recv_inplace(struct argo_ring *ring, uint32_t ring_len, uint8_t *buf, struct argo_addr *src,
+                         uint32_t *type)
+{
+    uint32_t rx = __atomic_load_n(&ring->rx_ptr, __ATOMIC_RELAXED);
+    uint32_t tx = __atomic_load_n(&ring->tx_ptr, __ATOMIC_ACQUIRE);
+    rx = (rx + 15u) & ~15u;
+    if (rx >= ring_len)
+        rx = 0;
+    if (tx >= ring_len || (tx & 15u))
+        return -EINVAL;
+    uint32_t avail = (tx + ring_len - rx) % ring_len;
+    if (avail < ARGO_MSG_HEADER_SIZE)
+        return -EAGAIN;
+    const struct argo_ring_message_header *h = (const void *)&ring->ring[rx]; /* never wraps */
+    uint32_t mlen = h->len;
+    if (mlen < ARGO_MSG_HEADER_SIZE + 8 || mlen > avail) {
+        __atomic_store_n(&ring->rx_ptr, tx, __ATOMIC_RELEASE);
+        return -EINVAL;
+    }
+    *src = h->source;
+    *type = h->message_type;
+    for (uint32_t i = 0, off = rx + ARGO_MSG_HEADER_SIZE; i < 8; i++, off++)
+        buf[i] = ring->ring[off >= ring_len ? off - ring_len : off];
+    uint32_t next = rx + ((mlen + 15u) & ~15u);
+    if (next >= ring_len)
+        next -= ring_len;
+    __atomic_store_n(&ring->rx_ptr, next, __ATOMIC_RELEASE);
+    return (long)(mlen - ARGO_MSG_HEADER_SIZE);
+}
+
 /* hostile=1: garbage over every receiver-writable header word and the
  * VMM's tx_wanted (rx_ptr and tx_ptr are left alone: the reader needs
  * them to make progress). */
@@ -430,6 +481,7 @@ static void scribble(struct argo_ring *ring)
 static int receiver_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t size, uint32_t ringlen)
 {
     int hostile = guest_param_u64("hostile", 0) != 0;
+    int inplace = guest_param_u64("inplace", 0) != 0;
     int slow = guest_param_u64("slow", 0) != 0;
     uint64_t spins = guest_param_u64("spin", 20000);
     uint64_t window = guest_param_u64("window", 0);
@@ -438,16 +490,28 @@ static int receiver_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t 
     uint64_t got = 0, waits = 0;
     uint32_t slot = ((size + 15u) & ~15u) + ARGO_MSG_HEADER_SIZE;
     uint64_t cap = (ringlen - 1) / slot; /* messages the ring holds at once */
+    uint32_t npages = argo_ring_pages(ringlen);
+    struct argo_ring *ring = guest_alloc_pages(npages);
+    uint64_t *gfns = guest_alloc_pages((npages * 8 + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
     long err;
-    struct argo_ring *ring;
 
-    if (!buf) {
+    if (!buf || !ring || !gfns) {
         guest_puts("stream: out of memory");
         return 1;
     }
-    while (!(ring = argo_ring_create_ext(port, peer, ringlen, &err)) && err == -ESRCH && retries-- > 0)
+    if (inplace && verify) {
+        guest_puts("stream: inplace=1 needs verify=0 (the payload is not copied out to check)");
+        return 1;
+    }
+    for (uint32_t i = 0; i < npages; i++)
+        gfns[i] = guest_virt_to_phys((uint8_t *)ring + (uint64_t)i * ARGO_PAGE_SIZE) >> 12;
+    guest_printf("stream: ring ready, %u bytes\n", ringlen);
+    /* As argo_ring_create_ext, with the memory already there. */
+    struct argo_register_ring reg = { .aport = port, .partner_id = peer, .len = ringlen };
+    while ((err = argo_register_ring(&reg, gfns, npages, ARGO_REGISTER_FLAG_EXT_HEADER)) == -ESRCH &&
+           retries-- > 0)
         spin(2000);
-    if (!ring) {
+    if (err != 0) {
         guest_printf("stream: ring registration failed: %ld\n", err);
         return 1;
     }
@@ -460,7 +524,8 @@ static int receiver_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t 
             uint32_t type;
             if (hostile)
                 scribble(ring);
-            long r = argo_ring_recv(ring, ringlen, buf, size + 64, &src, &type);
+            long r = inplace ? recv_inplace(ring, ringlen, buf, &src, &type)
+                             : argo_ring_recv(ring, ringlen, buf, size + 64, &src, &type);
             if (r == -EAGAIN)
                 break;
             if (r < 0) {
