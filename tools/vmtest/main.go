@@ -251,8 +251,12 @@ func (v *vm) run(wd string, cmd, env []string) (int, error) {
 }
 
 // kernelArgs are the VM kernel's own parameters (ARGOVISOR_VM_APPEND adds
-// more).
-const kernelArgs = ""
+// more). A periodic tick: under QEMU 7.2's TCG with nested SVM a one-shot
+// local APIC timer interrupt is now and then lost while the vCPU runs a
+// KVM guest, and with a tickless kernel nothing re-arms it, so the whole
+// VM froze for good (docs/testing.md, "Limits of the VM"). A periodic
+// timer comes again at the next period.
+const kernelArgs = "nohz=off highres=off"
 
 // tcgNoise drops QEMU's warnings about CPUID features TCG cannot emulate
 // (the EPYC model names some): harmless, and one line per feature.
