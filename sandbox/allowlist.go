@@ -137,6 +137,8 @@ func restrictions(pid int) map[uintptr][][]Arg {
 		unix.SYS_PRCTL:      eq(0, unix.PR_SET_VMA),
 		unix.SYS_ARCH_PRCTL: eq(0, archSetFS),
 		unix.SYS_FCNTL:      eq(1, unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL),
+		// Affinity of the calling thread only (a pinned vCPU's own).
+		unix.SYS_SCHED_SETAFFINITY: eq(0, 0),
 		// Punching holes frees memory; nothing else is needed.
 		unix.SYS_FALLOCATE: one(BitsSet(1, unix.FALLOC_FL_PUNCH_HOLE)),
 		// Guest memory is a close-on-exec memfd and nothing more: no

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/argovisor/argovisor/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // pingPongPairs renders n ping-pong pairs (domains 2i+1 and 2i+2) with
@@ -174,4 +175,35 @@ func syscallName(nr int) string {
 		return n
 	}
 	return "see ausyscall " + strconv.Itoa(nr)
+}
+
+// A domain's cpus key pins its vCPU threads (sched_setaffinity of the
+// calling thread, allowed by the default filter): a pinned ping-pong pair
+// of 2 vCPUs each, both on one CPU, runs to the end under the filter; a
+// CPU the process may not use is a configuration error (exit 2).
+func TestPinnedDomainsUnderFilter(t *testing.T) {
+	requireKVM(t)
+	dir := t.TempDir()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	first := 0
+	for !set.IsSet(first) {
+		first++
+	}
+	count := 2000
+	if testutil.InVM() {
+		count = 500
+	}
+	pair := strings.ReplaceAll(pingPongPairs(1, 2, count), "vcpus = 2\n", fmt.Sprintf("vcpus = 2\ncpus = [%d]\n", first))
+	r := runCLI(t, "run", "--timeout", timeoutArg(120*time.Second), writeFile(t, dir, "pinned.toml", pair))
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("[ping0] pingpong: %d round trips ok", count)) {
+		t.Fatalf("want exit 0 and every round trip:\n%v", r)
+	}
+	bad := domainTOML("nowhere", guest("hello"), "8M", 1, nil) + "cpus = [1023]\n"
+	r = runCLI(t, "run", "--timeout", timeoutArg(60*time.Second), writeFile(t, dir, "bad.toml", bad))
+	if r.code != 2 || !strings.Contains(r.stderr, "CPU 1023 is not one this process may use") {
+		t.Fatalf("cpus = [1023]: want exit 2 naming the CPU:\n%v", r)
+	}
 }

@@ -58,8 +58,9 @@ type fileDomain struct {
 	RestartBackoff string         `toml:"restart_backoff" json:"restart_backoff"`
 	ConsoleLog     string         `toml:"console_log" json:"console_log"`
 	// Memory reservation (docs/grant-tables.md, "Memory reservation").
-	MaxMemory    any  `toml:"max_memory" json:"max_memory"`
-	ReportMemory bool `toml:"report_memory" json:"report_memory"`
+	MaxMemory    any     `toml:"max_memory" json:"max_memory"`
+	ReportMemory bool    `toml:"report_memory" json:"report_memory"`
+	CPUs         []int64 `toml:"cpus" json:"cpus"`
 }
 
 type fileGnttab struct {
@@ -260,8 +261,12 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	if err != nil {
 		return DomainConfig{}, fmt.Errorf("max_memory: %v", err)
 	}
+	cpus, err := parseCPUs(fd.CPUs)
+	if err != nil {
+		return DomainConfig{}, err
+	}
 	dc := DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
-		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash), MaxMemory: maxMem, ReportMemory: fd.ReportMemory}
+		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash), MaxMemory: maxMem, ReportMemory: fd.ReportMemory, CPUs: cpus}
 	if fd.KernelImage != nil {
 		dc.KernelData = bytes.NewReader(fd.KernelImage)
 	}
@@ -561,6 +566,9 @@ func (c DomainConfig) Validate() error {
 	if w := c.Gnttab.windowVMAs(); w < MinWindowVMAs || w > MaxWindowVMAs {
 		return bad("gnttab max_window_vmas = %d, want %d..%d", w, MinWindowVMAs, MaxWindowVMAs)
 	}
+	if err := checkCPUs(c.CPUs); err != nil {
+		return bad("%v", err)
+	}
 	return nil
 }
 
@@ -575,7 +583,7 @@ var keyExamples = map[string]string{
 	"max_maptrack_frames": "max_maptrack_frames = 1024", "on_exit": `on_exit = "restart"`,
 	"on_crash": `on_crash = "preserve"`, "restart_limit": "restart_limit = 5",
 	"restart_backoff": `restart_backoff = "2s"`, "console_log": `console_log = "ping.log"`,
-	"params": `[domain.params] with key = "value" lines`, "argo": "[domain.argo]", "gnttab": "[domain.gnttab]",
+	"params": `[domain.params] with key = "value" lines`, "cpus": "cpus = [0, 1]", "argo": "[domain.argo]", "gnttab": "[domain.gnttab]",
 }
 
 // explainTOML turns the TOML decoder's type errors, which name Go types,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ label = "tier=web zone=dmz"
 kernel = "k.elf"
 memory = "16M"
 vcpus = 2
+cpus = [0]
 on_exit = "restart"
 on_crash = "preserve"
 restart_limit = 3
@@ -80,6 +82,9 @@ map_from = ["ping"]
 	d0, d1 := cfg.Domains[0], cfg.Domains[1]
 	if d0.Name != "ping" || d0.Label != "tier=web zone=dmz" || d1.Label != "" || d0.Memory != 16<<20 || d0.VCPUs != 2 || d0.Kernel != filepath.Join(filepath.Dir(p), "k.elf") {
 		t.Errorf("domain 0 = %+v", d0)
+	}
+	if !slices.Equal(d0.CPUs, []int{0}) || d1.CPUs != nil {
+		t.Errorf("cpus = %v, %v; want [0] and none", d0.CPUs, d1.CPUs)
 	}
 	if d0.Params["peer"] != "2" || d0.Params["count"] != "5" || d0.Params["verbose"] != "true" {
 		t.Errorf("params = %v", d0.Params)
@@ -146,6 +151,9 @@ func TestDomainConfigDefaultsAndValidate(t *testing.T) {
 		"backoff":          func(c *DomainConfig) { c.RestartBackoff = -time.Second },
 		"max frames":       func(c *DomainConfig) { c.Gnttab.MaxFrames = MaxGrantFrames + 1 },
 		"params":           func(c *DomainConfig) { c.Params = map[string]string{"a\x00": "b"} },
+		"cpu twice":        func(c *DomainConfig) { c.CPUs = []int{0, 0} },
+		"cpu not allowed":  func(c *DomainConfig) { c.CPUs = []int{maxCPU} },
+		"cpu negative":     func(c *DomainConfig) { c.CPUs = []int{-1} },
 	} {
 		bad := c
 		mut(&bad)
@@ -222,6 +230,10 @@ func TestConfigErrors(t *testing.T) {
 		{"label with a newline", "[[domain]]\nname = \"a\"\nlabel = \"a\\nb\"\n" + ok, "printable ASCII"},
 		{"label not ASCII", "[[domain]]\nname = \"a\"\nlabel = \"caf\u00e9\"\n" + ok, "printable ASCII"},
 		{"too many vcpus", "[[domain]]\nname = \"a\"\nvcpus = 65\n" + ok, "vcpus = 65"},
+		{"empty cpus", "[[domain]]\nname = \"a\"\ncpus = []\n" + ok, "cpus = []"},
+		{"negative cpu", "[[domain]]\nname = \"a\"\ncpus = [-1]\n" + ok, "-1 is not a CPU number"},
+		{"cpu too large", "[[domain]]\nname = \"a\"\ncpus = [1024]\n" + ok, "1024 is not a CPU number"},
+		{"cpus not a list", "[[domain]]\nname = \"a\"\ncpus = 1\n" + ok, "cpus"},
 		{"stacks do not fit", "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"2M\"\nvcpus = 64\n", "too small"},
 		{"unknown send_to", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nsend_to = [\"b\"]\n", "unknown domain \"b\""},
 		{"unknown argo key", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nwildcards = true\n", "wildcards"},

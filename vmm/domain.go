@@ -58,6 +58,14 @@ type DomainConfig struct {
 	// memory and the VMM's RSS before and after each reservation change
 	// (config: report_memory).
 	ReportMemory bool
+	// CPUs, if not empty, are the host CPUs the domain's vCPU threads may
+	// run on (config: cpus; Xen's hard affinity). Each must be one this
+	// process may use (sched_getaffinity). Empty: wherever the host
+	// scheduler puts them. Domains that take turns — a request and its
+	// reply — run faster on one CPU (docs/performance.md, "CPU
+	// placement"); a domain that must not slow others down goes on CPUs
+	// of its own.
+	CPUs []int
 }
 
 // GnttabConfig is a domain's [domain.gnttab] configuration.

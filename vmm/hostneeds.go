@@ -28,16 +28,17 @@ type HostNeeds struct {
 func RunningNeeds() HostNeeds {
 	return HostNeeds{
 		Syscalls: []uintptr{
-			unix.SYS_IOCTL,     // KVM_RUN and the requests below
-			unix.SYS_MMAP,      // grant window: MAP_FIXED placements, unmaps, revocations
-			unix.SYS_MUNMAP,    // releasing RAM, kvm_run areas and grant windows
-			unix.SYS_FALLOCATE, // punching holes in a domain's memfd (memory_op)
-			unix.SYS_PWRITE64,  // a transfer's page copy into the receiver's memfd (pread64 is the runtime's)
-			unix.SYS_TGKILL,    // kicking a vCPU thread out of KVM_RUN
-			unix.SYS_GETPID,    // the kick's thread-group id
-			unix.SYS_GETTID,    // a vCPU records its thread for kicks
-			unix.SYS_CLOSE,     // releasing a stopped domain's descriptors
-			unix.SYS_WRITE,     // console lines, summaries, hypercall traces
+			unix.SYS_IOCTL,             // KVM_RUN and the requests below
+			unix.SYS_MMAP,              // grant window: MAP_FIXED placements, unmaps, revocations
+			unix.SYS_MUNMAP,            // releasing RAM, kvm_run areas and grant windows
+			unix.SYS_FALLOCATE,         // punching holes in a domain's memfd (memory_op)
+			unix.SYS_PWRITE64,          // a transfer's page copy into the receiver's memfd (pread64 is the runtime's)
+			unix.SYS_TGKILL,            // kicking a vCPU thread out of KVM_RUN
+			unix.SYS_GETPID,            // the kick's thread-group id
+			unix.SYS_GETTID,            // a vCPU records its thread for kicks
+			unix.SYS_SCHED_SETAFFINITY, // a vCPU thread of a domain with cpus pins itself (the sandbox allows only the calling thread)
+			unix.SYS_CLOSE,             // releasing a stopped domain's descriptors
+			unix.SYS_WRITE,             // console lines, summaries, hypercall traces
 		},
 		Ioctls: []kvm.Request{
 			kvm.ReqRun,       // every vCPU loop iteration (vcpu.run)

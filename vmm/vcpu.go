@@ -119,6 +119,10 @@ func (v *vcpu) run(wg *sync.WaitGroup) {
 		v.tid = 0
 		v.mu.Unlock()
 	}()
+	if err := pinThread(d.cfg.CPUs); err != nil {
+		d.crash(v, err.Error(), -1)
+		return
+	}
 	rd := cpu.RunData()
 	rd.ValidRegs = kvm.SyncGPRs | kvm.SyncSregs
 	for {

@@ -150,6 +150,7 @@ func (v *VMM) OnDomainStopped(f func(*Domain)) {
 // time, the domains get 1, 2, 3, … in creation order.
 func (v *VMM) CreateDomain(cfg DomainConfig) (*Domain, error) {
 	cfg = cfg.WithDefaults()
+	cfg.CPUs = slices.Clone(cfg.CPUs) // the caller's slice may change later
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
