@@ -48,9 +48,13 @@ type DomainStats struct {
 	HypercallErrors map[string]uint64 `json:"hypercall_errors"`
 	UnknownPorts    uint64            `json:"unknown_ports"`
 	VIRQs           uint64            `json:"virqs"`
-	Argo            ArgoStats         `json:"argo"`
-	Gnttab          GnttabStats       `json:"gnttab"`
-	Reservation     MemoryStats       `json:"reservation"`
+	// WaitsPolled and WaitsSlept: Argo waits whose answer came while the
+	// vCPU polled for it, and those that slept (run --wait-poll).
+	WaitsPolled uint64      `json:"waits_polled"`
+	WaitsSlept  uint64      `json:"waits_slept"`
+	Argo        ArgoStats   `json:"argo"`
+	Gnttab      GnttabStats `json:"gnttab"`
+	Reservation MemoryStats `json:"reservation"`
 }
 
 // MemoryStats are a domain's memory reservation (memory_op) and host

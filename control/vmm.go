@@ -56,6 +56,7 @@ func Stats(d *vmm.Domain) DomainStats {
 	return DomainStats{
 		DomainInfo: Info(d), Exits: st.ExitsByKind, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
 		HypercallErrors: st.HypercallErrors, UnknownPorts: st.UnknownPorts, VIRQs: st.VIRQs,
+		WaitsPolled: st.WaitsPolled, WaitsSlept: st.WaitsSlept,
 		Argo: ArgoStats{
 			Rings: a.Rings, Registers: a.Registers, MsgsOut: a.MsgsOut, BytesOut: a.BytesOut, MsgsIn: a.MsgsIn,
 			BytesIn: a.BytesIn, EAGAINs: a.EAGAINs, Notifies: a.Notifies, SpaceWakeups: a.Signals, Errors: a.Errors,

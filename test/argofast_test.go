@@ -75,11 +75,31 @@ func TestArgoWaitPingPong(t *testing.T) {
 		if st.MsgsOut != n || st.MsgsIn != n || st.Suppressed != n || st.Notifies != 0 {
 			t.Errorf("%s: argo stats %+v, want %d messages each way, all without a VIRQ", d.Name(), st, n)
 		}
-		if vs := d.Stats(); vs.VIRQs != 0 {
+		vs := d.Stats()
+		if vs.VIRQs != 0 {
 			t.Errorf("%s: %d VIRQs, want none", d.Name(), vs.VIRQs)
+		}
+		// Every wait that blocked ended polled or asleep (a wait may
+		// block more than once).
+		if vs.WaitsPolled+vs.WaitsSlept < st.WaitsBlocked {
+			t.Errorf("%s: %d waits polled + %d slept < %d blocked", d.Name(), vs.WaitsPolled, vs.WaitsSlept, st.WaitsBlocked)
 		}
 	}
 	t.Logf("ping: %+v VMM %+v", ds["ping"].ArgoStats(), ds["ping"].Stats())
+
+	// With polling off, every wait sleeps.
+	{
+		var c console
+		v := newVMMWith(t, &c, vmm.Options{WaitPoll: -1})
+		ds := startDomains(t, v, pingPongSpecs("", 500, "proto", "wait")...)
+		mustOK(t, &c, ds["ping"], 5*time.Minute)
+		mustOK(t, &c, ds["pong"], time.Minute)
+		for _, d := range []*vmm.Domain{ds["ping"], ds["pong"]} {
+			if vs := d.Stats(); vs.WaitsPolled != 0 || vs.WaitsSlept < d.ArgoStats().WaitsBlocked {
+				t.Errorf("%s with WaitPoll -1: %d waits polled, %d slept, %d blocked", d.Name(), vs.WaitsPolled, vs.WaitsSlept, d.ArgoStats().WaitsBlocked)
+			}
+		}
+	}
 
 	// The end of a wait ping-pong, many times over (issue 15): pong sends
 	// its last echo with a plain send and exits at once, and its death

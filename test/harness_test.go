@@ -117,8 +117,15 @@ func (c *console) dump() string {
 // test.
 func newVMM(t testing.TB, c *console) *vmm.VMM {
 	t.Helper()
+	return newVMMWith(t, c, vmm.Options{})
+}
+
+// newVMMWith is newVMM with options (the console is c's).
+func newVMMWith(t testing.TB, c *console, opts vmm.Options) *vmm.VMM {
+	t.Helper()
 	requireKVM(t)
-	v, err := vmm.New(vmm.Options{Console: c.sink})
+	opts.Console = c.sink
+	v, err := vmm.New(opts)
 	if err != nil {
 		t.Fatalf("vmm.New: %v", err)
 	}

@@ -354,7 +354,7 @@ func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 		}
-		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1)}
+		vc := &vcpu{ctx: VCPUContext{Domain: d, Index: i, cpu: cpu}, intr: make(chan struct{}, 1), poll: waitPoll{max: d.waitPoll()}}
 		vc.hc.VCPUContext = &vc.ctx
 		inst.vcpus = append(inst.vcpus, vc)
 		if err := inst.initVCPU(cfg, cpu, i, cpuid); err != nil {

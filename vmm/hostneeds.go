@@ -65,14 +65,15 @@ func RunningNeeds() HostNeeds {
 func CreationNeeds() HostNeeds {
 	return HostNeeds{
 		Syscalls: []uintptr{
-			unix.SYS_MEMFD_CREATE, // NewRAM: guest RAM and grant-table frames (MFD_CLOEXEC only)
-			unix.SYS_FTRUNCATE,    // NewRAM: sizing the memfd
-			unix.SYS_MMAP,         // NewRAM's mapping, RAM.mapGuest, the grant window's reservation, kvm_run (VM.CreateVCPU)
-			unix.SYS_MPROTECT,     // RAM.mapGuest: a max_memory region's empty part inaccessible (the runtime's too)
-			unix.SYS_MADVISE,      // RAM.dropVMMPages after the kernel is loaded (the runtime's too)
-			unix.SYS_MUNMAP,       // instance.free, and the same on a failed build
-			unix.SYS_CLOSE,        // instance.free: vCPU, VM and memfd descriptors
-			unix.SYS_IOCTL,        // the requests below
+			unix.SYS_MEMFD_CREATE,      // NewRAM: guest RAM and grant-table frames (MFD_CLOEXEC only)
+			unix.SYS_FTRUNCATE,         // NewRAM: sizing the memfd
+			unix.SYS_MMAP,              // NewRAM's mapping, RAM.mapGuest, the grant window's reservation, kvm_run (VM.CreateVCPU)
+			unix.SYS_MPROTECT,          // RAM.mapGuest: a max_memory region's empty part inaccessible (the runtime's too)
+			unix.SYS_MADVISE,           // RAM.dropVMMPages after the kernel is loaded (the runtime's too)
+			unix.SYS_MUNMAP,            // instance.free, and the same on a failed build
+			unix.SYS_CLOSE,             // instance.free: vCPU, VM and memfd descriptors
+			unix.SYS_IOCTL,             // the requests below
+			unix.SYS_SCHED_GETAFFINITY, // checkCPUs and the wait-poll choice read the process's CPUs (the runtime's too)
 		},
 		Ioctls: []kvm.Request{
 			kvm.ReqCreateVM,            // setupVM: System.CreateVM on the open /dev/kvm

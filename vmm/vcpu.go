@@ -73,6 +73,9 @@ type vcpu struct {
 	// since its loop last looked: a hypercall blocked in the VMM (Argo's
 	// wait) returns for it (block.go).
 	intr chan struct{}
+	// poll is the polling window of this vCPU's waits (block.go); only
+	// its own goroutine uses it.
+	poll waitPoll
 
 	// debugReq, when set, asks the loop for a VCPUDebug at its next
 	// kick (DebugVCPUs).

@@ -14,6 +14,7 @@ import (
 	"github.com/argovisor/argovisor/gnttab"
 	"github.com/argovisor/argovisor/kvm"
 	"github.com/argovisor/argovisor/memop"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a VMM.
@@ -36,6 +37,36 @@ type Options struct {
 	// (docs/limits.md). Default: a new one over ReadHostLimits. VMMs
 	// sharing a process should share one.
 	Budget *Budget
+	// WaitPoll is the longest a vCPU polls for its answer before it
+	// sleeps in an Argo wait (block.go: adaptive, like KVM's halt
+	// polling). 0 means DefaultWaitPoll; a negative value never polls.
+	WaitPoll time.Duration
+}
+
+// waitPoll is the polling limit of the vCPUs' waits.
+func (v *VMM) waitPoll() time.Duration {
+	switch p := v.opts.WaitPoll; {
+	case p == 0:
+		return DefaultWaitPoll
+	case p < 0:
+		return 0
+	default:
+		return p
+	}
+}
+
+// waitPoll is the polling limit of this domain's vCPUs: none where they
+// can run on one CPU only, since a poll there holds the CPU the answer
+// needs.
+func (d *Domain) waitPoll() time.Duration {
+	if len(d.cfg.CPUs) == 1 {
+		return 0
+	}
+	var set unix.CPUSet
+	if len(d.cfg.CPUs) == 0 && (unix.SchedGetaffinity(0, &set) != nil || set.Count() < 2) {
+		return 0
+	}
+	return d.vmm.waitPoll()
 }
 
 // VMM runs many domains in one process.

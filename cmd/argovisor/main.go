@@ -309,6 +309,7 @@ type runOptions struct {
 	apiSock     string
 	logFormat   string
 	logLevel    string
+	waitPoll    time.Duration
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
@@ -318,7 +319,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	o := runOptions{logFormat: "text", logLevel: "info"}
+	o := runOptions{logFormat: "text", logLevel: "info", waitPoll: vmm.DefaultWaitPoll}
 	fs := newFlagSet("run", "[flags] CONFIG.toml\n       argovisor run --api-sock PATH [flags] [CONFIG.toml]", stdout)
 	fs.Var(durationFlag{&o.timeout}, "timeout", "stop every domain still running after `DUR`, e.g. 30s (0: no limit; with --api-sock only CONFIG.toml's domains, and the API keeps serving)")
 	fs.BoolVar(&o.trace, "trace-hypercalls", false, "print every hypercall to stderr: op name, arguments, result with errno name, time taken")
@@ -327,6 +328,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.apiSock, "api-sock", "", "serve the control API on the Unix socket `PATH` and keep running until shutdown")
 	fs.Var(choiceFlag{&o.logFormat, []string{"text", "json"}}, "log-format", "VMM messages on stderr as `text` or json")
 	fs.Var(choiceFlag{&o.logLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "least severe VMM message shown: debug, `info`, warn or error")
+	fs.Var(durationFlag{&o.waitPoll}, "wait-poll", "longest a vCPU polls for its answer before it sleeps in an Argo wait, e.g. `DUR` 200us (adaptive; 0: never poll)")
 	sbFlags := addSandboxFlags(fs.FlagSet)
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
@@ -441,7 +443,10 @@ func runVMM(cfg *vmm.Config, o runOptions, sb sandbox.Config, sigs chan os.Signa
 	if o.json {
 		consoleOut = stderr
 	}
-	opts := vmm.Options{Console: consoleTo(consoleOut), KVMPath: os.Getenv("ARGOVISOR_KVM_DEVICE"), Logger: log}
+	opts := vmm.Options{Console: consoleTo(consoleOut), KVMPath: os.Getenv("ARGOVISOR_KVM_DEVICE"), Logger: log, WaitPoll: o.waitPoll}
+	if o.waitPoll == 0 {
+		opts.WaitPoll = -1 // the flag's 0 is "never"; the option's is "default"
+	}
 	if o.trace {
 		opts.TraceHypercalls = stderr
 		opts.TraceDomains = o.traceDomain
