@@ -70,9 +70,9 @@ func TestCallerBlockUsesItsVCPU(t *testing.T) {
 }
 
 // The window grows (from waitPollStart, doubling, up to max) after each
-// wait that slept no longer than max and was woken, and drops to nothing
-// after one that slept longer, timed out or was interrupted; a zero max
-// never polls.
+// wait that slept and was woken within twice max, and halves after one
+// that took longer, timed out or was interrupted, down to nothing under
+// waitPollStart; a zero max never polls.
 func TestWaitPollAdapts(t *testing.T) {
 	p := waitPoll{max: 100 * time.Microsecond}
 	us := time.Microsecond
@@ -83,15 +83,15 @@ func TestWaitPollAdapts(t *testing.T) {
 	}{
 		{hcall.Woken, 50 * us, 10 * us},
 		{hcall.Woken, 50 * us, 20 * us},
-		{hcall.Woken, 100 * us, 40 * us},
+		{hcall.Woken, 200 * us, 40 * us}, // twice max still counts
 		{hcall.Woken, 10 * us, 80 * us},
 		{hcall.Woken, 10 * us, 100 * us}, // capped at max
 		{hcall.Woken, 10 * us, 100 * us},
-		{hcall.Woken, 101 * us, 0}, // too late for any window
+		{hcall.Woken, 201 * us, 50 * us}, // too late: halved
+		{hcall.TimedOut, 1 * us, 25 * us},
+		{hcall.Interrupted, 1 * us, 12500 * time.Nanosecond},
+		{hcall.Interrupted, 1 * us, 0}, // under waitPollStart
 		{hcall.Woken, 1 * us, 10 * us},
-		{hcall.TimedOut, 1 * us, 0},
-		{hcall.Woken, 1 * us, 10 * us},
-		{hcall.Interrupted, 1 * us, 0},
 	} {
 		p.adapt(step.r, step.took)
 		if p.window != step.want {
@@ -129,8 +129,9 @@ func TestWaitPollBlock(t *testing.T) {
 	}
 
 	// No wake in the window: the poll ends when the clock passes it, the
-	// wait sleeps, and a wake long after (beyond max) drops the window.
-	p = waitPoll{max: time.Millisecond, window: 100 * time.Microsecond}
+	// wait sleeps, and a wake long after (beyond twice max) halves the
+	// window.
+	p = waitPoll{max: 500 * time.Microsecond, window: 100 * time.Microsecond}
 	wake = make(chan struct{})
 	var reads int
 	slow := func() time.Time {
@@ -142,7 +143,7 @@ func TestWaitPollBlock(t *testing.T) {
 		}
 		return time.Unix(0, 0).Add(time.Duration(reads) * 400 * time.Microsecond)
 	}
-	if r := p.block(wake, intr, -1, slow); r != hcall.Woken || p.window != 0 || p.polled {
+	if r := p.block(wake, intr, -1, slow); r != hcall.Woken || p.window != 50*time.Microsecond || p.polled {
 		t.Fatalf("wake after the window: %v, window %v (clock read %d times)", r, p.window, reads)
 	}
 
