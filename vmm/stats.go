@@ -85,6 +85,7 @@ func opSlot(nr uint32, op uint64) uint64 {
 type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
 	virqs, consoleExits                                  atomic.Uint64
+	doorbells, doorbellBad                               atomic.Uint64
 	exits                                                [numExitKinds]atomic.Uint64
 	byNr                                                 [maxHypercall]atomic.Uint64
 	argoOps, gnttabOps                                   [opSlots]atomic.Uint64
@@ -119,6 +120,11 @@ type Stats struct {
 	// the serial console: one per line where a string OUT is one exit,
 	// one per byte where the host steps it byte by byte (kvm_pvm).
 	ConsoleExits uint64
+	// Doorbells counts hypercalls made through the doorbell page (also
+	// counted in MMIOExits and Hypercalls); DoorbellBad counts other
+	// accesses to that page (reads, other sizes or offsets), which the
+	// VMM ignores (docs/hypercall-abi.md, "The doorbell").
+	Doorbells, DoorbellBad uint64
 	// ExitsByKind counts KVM exits by kind ("io", "mmio", "hlt", "kick",
 	// …); only kinds seen are present.
 	ExitsByKind map[string]uint64
@@ -138,7 +144,8 @@ func (d *Domain) Stats() Stats {
 	st := Stats{
 		PIOExits: s.pioExits.Load(), MMIOExits: s.mmioExits.Load(),
 		UnknownPorts: s.unknownPorts.Load(), Hypercalls: s.hypercalls.Load(),
-		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ConsoleExits: s.consoleExits.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
+		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ConsoleExits: s.consoleExits.Load(),
+		Doorbells: s.doorbells.Load(), DoorbellBad: s.doorbellBad.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
 	}
 	for i := range s.exits {
 		if n := s.exits[i].Load(); n != 0 {
