@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/argovisor/argovisor/vmm"
 )
 
 // Figure is one measured quantity (JSON names are read by tools outside
@@ -46,8 +48,11 @@ type Report struct {
 	// the tests' VM (tools/vmtest), where every time is TCG's and says
 	// nothing about the host; exits and interrupts per message are counts
 	// and mean the same on both.
-	Platform string   `json:"platform"`
-	When     string   `json:"when"`
+	Platform string `json:"platform"`
+	When     string `json:"when"`
+	// Doorbell is the run's doorbell policy (Options.Doorbell): "auto",
+	// "prefer" or "avoid".
+	Doorbell string   `json:"doorbell,omitempty"`
 	Figures  []Figure `json:"figures"`
 }
 
@@ -70,6 +75,10 @@ type Options struct {
 	// Only, if non-empty, runs just the figures whose names start with
 	// one of these prefixes (floors are always run).
 	Only []string
+	// Doorbell is the VMM's doorbell policy for the run: whether guests'
+	// hypercalls (guest_hypercall) ring the doorbell or use the port.
+	// The floor.exit_rtt* figures choose their way themselves.
+	Doorbell vmm.DoorbellPolicy
 }
 
 // spec describes how to measure one figure.
@@ -109,7 +118,7 @@ func run(o Options, specs []spec) (*Report, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	r := &Report{Machine: machine(), Platform: platform(), When: time.Now().UTC().Format(time.RFC3339)}
+	r := &Report{Machine: machine(), Platform: platform(), When: time.Now().UTC().Format(time.RFC3339), Doorbell: o.Doorbell.String()}
 	if r.Platform != "native" {
 		fmt.Fprintf(o.Progress, "bench: inside the test VM (%s): every time below is TCG's, not the host's; only exits and irqs per message compare with native runs\n", r.Platform)
 	}
@@ -297,6 +306,9 @@ func (r *Report) WriteJSON(path string) error {
 func (r *Report) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "argovisor bench — %s — %s\n", r.Machine, r.When)
+	if r.Doorbell != "" {
+		fmt.Fprintf(&b, "doorbell policy: %s\n", r.Doorbell)
+	}
 	if r.Platform != "" && r.Platform != "native" {
 		fmt.Fprintf(&b, "PLATFORM %s: the guests ran under KVM inside a QEMU/TCG VM; every time and ratio is TCG's, only exits/msg and irqs/msg compare with native runs\n", r.Platform)
 	}

@@ -39,6 +39,9 @@ func figures() []spec {
 		// ratio compares like with like on a noisy machine.
 		{name: "floor.exit_rtt", unit: "us", run: exitRTT, ratioTo: "floor.exit_rtt.bare", goal: "<= 1.1",
 			pair: &spec{name: "floor.exit_rtt.bare", unit: "us", run: bareExitRTT}},
+		// The same loop through the doorbell page instead of the port
+		// (docs/hypercall-abi.md, "The doorbell").
+		{name: "floor.exit_rtt.mmio", unit: "us", run: exitRTTVia("doorbell"), ratioTo: "floor.exit_rtt", goal: "<= 0.8"},
 		{name: "floor.irq_rtt", unit: "us", run: irqRTT},
 	}
 	for _, n := range sizes {
@@ -137,8 +140,16 @@ func messageRate(size int) func(Figure) Figure {
 	}
 }
 
-// exitRTT: the benchloop guest's null hypercalls through the dispatcher.
-func exitRTT(o *Options) (float64, error) {
+// exitRTT: the benchloop guest's null hypercalls through the dispatcher,
+// made through the port (the firmware gate's OUT).
+func exitRTT(o *Options) (float64, error) { return exitRTTVia("port")(o) }
+
+// exitRTTVia: the same, with benchloop's via param: "port" or "doorbell".
+func exitRTTVia(via string) func(o *Options) (float64, error) {
+	return func(o *Options) (float64, error) { return nullLoopRTT(o, via) }
+}
+
+func nullLoopRTT(o *Options, via string) (float64, error) {
 	const n = 5000
 	l, err := newLab(o)
 	if err != nil {
@@ -158,7 +169,7 @@ func exitRTT(o *Options) (float64, error) {
 		}
 		return 0
 	})
-	if _, err := l.start("loop", "benchloop", 16<<20, nil); err != nil {
+	if _, err := l.start("loop", "benchloop", 16<<20, map[string]string{"via": via}); err != nil {
 		return 0, err
 	}
 	select {

@@ -34,7 +34,7 @@ func newLab(o *Options) (*lab, error) {
 		l.lines[d.Name()] = append(l.lines[d.Name()], line)
 		l.marks[d.Name()] = append(l.marks[d.Name()], m)
 		l.mu.Unlock()
-	}})
+	}, Doorbell: o.Doorbell})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,10 @@ __attribute__((section(".data"))) uint16_t fw_serial_port = GUEST_SERIAL_PORT;
 __attribute__((section(".data"))) uint16_t fw_exit_port = GUEST_EXIT_PORT;
 __attribute__((section(".data"))) uint16_t fw_crash_port = GUEST_CRASH_PORT;
 
+/* Set by fw_bsp_init from CPUID (see guest.h). */
+volatile uint32_t *guest_doorbell;
+volatile uint32_t *guest_doorbell_page;
+
 /* APs that have loaded the IDT and enabled their LAPIC (so they can take
  * the wake-up IPI). */
 static volatile uint32_t cpus_online;
@@ -120,6 +124,29 @@ const char *guest_param(const char *key)
             return v;
     }
     return NULL;
+}
+
+/*
+ * The doorbell (CPUID leaf GUEST_CPUID_DOORBELL). Read at CPL 0, where
+ * CPUID always reaches the VMM's table. A VMM without the leaf (older
+ * argovisor: highest leaf 0x40000001) leaves both pointers NULL and
+ * guest_hypercall uses the port. The page must lie in the identity map
+ * below 4 GiB, which is all the firmware's pointers can reach.
+ */
+static void probe_doorbell(void)
+{
+    uint32_t a, b, c, d;
+
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x40000000), "c"(0));
+    /* "argovisorKVM" */
+    if (a < GUEST_CPUID_DOORBELL || b != 0x6f677261 || c != 0x6f736976 || d != 0x4d564b72)
+        return;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(GUEST_CPUID_DOORBELL), "c"(0));
+    if (!(c & GUEST_DOORBELL_PRESENT) || b != 0 || a == 0 || (a & (GUEST_PAGE_SIZE - 1)))
+        return;
+    guest_doorbell_page = (volatile uint32_t *)(uintptr_t)a;
+    if (c & GUEST_DOORBELL_PREFERRED)
+        guest_doorbell = guest_doorbell_page;
 }
 
 /* ---- page allocator ------------------------------------------------------------------ */
@@ -258,6 +285,7 @@ void fw_bsp_init(unsigned cpu, const struct fw_bootinfo *bi)
     uint64_t irq_stack_top[GUEST_MAX_CPUS];
 
     parse_bootinfo(bi);
+    probe_doorbell();
     fw_idt_init(fw.virq_vector);
     fw_idt_load();
 

@@ -162,7 +162,7 @@ func TestGuestServices(t *testing.T) {
 	for name, want := range map[string]string{
 		"printf":    "d=-42 u=42 x=2a lx=deadbeefcafe lu=18446744073709551615 llx=123456789abcdef llu=1 s=str c=Z p=0x1000 pct=%",
 		"params":    "b=two words",
-		"cpuid":     "guest_cpuid: max leaf 40000001 signature argovisorKVM",
+		"cpuid":     "guest_cpuid: max leaf 40000002 signature argovisorKVM",
 		"speed":     "speed: ",
 		"hypercall": "null=0 unknown=-38",
 	} {

@@ -348,7 +348,7 @@ func (v *VMM) newInstance(d *Domain, restarts int) (_ *instance, err error) {
 	if err := inst.setupVM(v.sys, cfg); err != nil {
 		return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 	}
-	cpuid := guestCPUID(v.sys.SupportedCPUID())
+	cpuid := guestCPUID(v.sys.SupportedCPUID(), v.preferDoorbell)
 	for i := 0; i < cfg.VCPUs; i++ {
 		cpu, err := inst.vm.CreateVCPU(i)
 		if err != nil {

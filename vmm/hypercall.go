@@ -31,7 +31,8 @@ const (
 	ECONNREFUSE = 111
 )
 
-// Hypercall is one call decoded from the hypercall port: number in EAX,
+// Hypercall is one call decoded from the hypercall port or the doorbell:
+// number in EAX,
 // arguments in RDI, RSI, RDX, R10, R8 (Xen's x86-64 order).
 type Hypercall struct {
 	*VCPUContext
@@ -55,11 +56,18 @@ func (hypercallPort) PIORead(_ *VCPUContext, _ uint16, data []byte) {
 }
 
 func (hypercallPort) PIOWrite(c *VCPUContext, _ uint16, data []byte) {
+	dispatchHypercall(c, le32(data))
+}
+
+// dispatchHypercall runs hypercall nr for the vCPU of c, whichever way it
+// arrived (the port's OUT or the doorbell's store): arguments from the
+// sync registers, the handler from the VMM's table, the result into RAX.
+func dispatchHypercall(c *VCPUContext, nr uint32) {
 	d := c.Domain
 	v := d.vcpus[c.Index]
 	h := &v.hc
 	r := c.Regs()
-	h.Nr = le32(data)
+	h.Nr = nr
 	h.Args = [5]uint64{r.RDI, r.RSI, r.RDX, r.R10, r.R8}
 	var begin time.Time
 	trace := d.vmm.opts.TraceHypercalls != nil && d.vmm.traced(d)

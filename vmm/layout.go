@@ -179,20 +179,27 @@ func initialSregs(s *kvm.Sregs) {
 // stackTop is vCPU i's initial RSP.
 func stackTop(memSize uint64, i int) uint64 { return memSize - uint64(i)*StackSize }
 
-// hypervisorCPUID returns the two hypervisor leaves argovisor advertises.
-func hypervisorCPUID() []kvm.CPUIDEntry {
+// hypervisorCPUID returns the hypervisor leaves argovisor advertises:
+// the signature, the ports, and the doorbell (leaf 0x40000002: its GPA in
+// EAX/EBX and the DoorbellPresent/DoorbellPreferred flags in ECX).
+func hypervisorCPUID(preferDoorbell bool) []kvm.CPUIDEntry {
 	sig := []byte("argovisorKVM")
 	le := binary.LittleEndian
+	flags := uint32(DoorbellPresent)
+	if preferDoorbell {
+		flags |= DoorbellPreferred
+	}
 	return []kvm.CPUIDEntry{
-		{Function: 0x40000000, Eax: 0x40000001, Ebx: le.Uint32(sig[0:]), Ecx: le.Uint32(sig[4:]), Edx: le.Uint32(sig[8:])},
+		{Function: 0x40000000, Eax: 0x40000002, Ebx: le.Uint32(sig[0:]), Ecx: le.Uint32(sig[4:]), Edx: le.Uint32(sig[8:])},
 		{Function: 0x40000001, Eax: PortHypercall, Ebx: PortExit, Ecx: VIRQVector, Edx: ABIVersion},
+		{Function: 0x40000002, Eax: uint32(DoorbellGPA), Ebx: uint32(uint64(DoorbellGPA) >> 32), Ecx: flags},
 	}
 }
 
 // guestCPUID is the host-supported table with KVM's own hypervisor leaves
 // replaced by argovisor's and the hypervisor-present bit set.
-func guestCPUID(supported []kvm.CPUIDEntry) []kvm.CPUIDEntry {
-	out := make([]kvm.CPUIDEntry, 0, len(supported)+2)
+func guestCPUID(supported []kvm.CPUIDEntry, preferDoorbell bool) []kvm.CPUIDEntry {
+	out := make([]kvm.CPUIDEntry, 0, len(supported)+3)
 	for _, e := range supported {
 		if e.Function >= 0x40000000 && e.Function < 0x40000100 {
 			continue
@@ -202,5 +209,5 @@ func guestCPUID(supported []kvm.CPUIDEntry) []kvm.CPUIDEntry {
 		}
 		out = append(out, e)
 	}
-	return append(out, hypervisorCPUID()...)
+	return append(out, hypervisorCPUID(preferDoorbell)...)
 }

@@ -43,7 +43,7 @@ func TestEncodeParamsErrors(t *testing.T) {
 
 func TestGuestCPUID(t *testing.T) {
 	in := []kvm.CPUIDEntry{{Function: 0}, {Function: 1}, {Function: 0x40000000, Eax: 0x40000001}, {Function: 0x40000001}}
-	out := guestCPUID(in)
+	out := guestCPUID(in, false)
 	var sig []byte
 	n := 0
 	for _, e := range out {
@@ -62,9 +62,14 @@ func TestGuestCPUID(t *testing.T) {
 			if e.Eax != PortHypercall || e.Ecx != VIRQVector {
 				t.Errorf("leaf 0x40000001 = %+v", e)
 			}
+		case 0x40000002:
+			n++
+			if uint64(e.Eax)|uint64(e.Ebx)<<32 != DoorbellGPA || e.Ecx != DoorbellPresent {
+				t.Errorf("leaf 0x40000002 = %+v", e)
+			}
 		}
 	}
-	if n != 2 || string(sig) != "argovisorKVM" {
+	if n != 3 || string(sig) != "argovisorKVM" {
 		t.Errorf("hypervisor leaves: %d, signature %q", n, sig)
 	}
 }

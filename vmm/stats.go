@@ -86,6 +86,7 @@ type stats struct {
 	pioExits, mmioExits, unknownPorts, hypercalls, kicks atomic.Uint64
 	virqs, consoleExits                                  atomic.Uint64
 	waitsPolled, waitsSlept                              atomic.Uint64
+	doorbells, doorbellBad                               atomic.Uint64
 	exits                                                [numExitKinds]atomic.Uint64
 	byNr                                                 [maxHypercall]atomic.Uint64
 	argoOps, gnttabOps                                   [opSlots]atomic.Uint64
@@ -123,6 +124,11 @@ type Stats struct {
 	// WaitsPolled counts the Argo waits whose answer came while the vCPU
 	// polled for it; WaitsSlept those that slept (Options.WaitPoll).
 	WaitsPolled, WaitsSlept uint64
+	// Doorbells counts hypercalls made through the doorbell page (also
+	// counted in MMIOExits and Hypercalls); DoorbellBad counts other
+	// accesses to that page (reads, other sizes or offsets), which the
+	// VMM ignores (docs/hypercall-abi.md, "The doorbell").
+	Doorbells, DoorbellBad uint64
 	// ExitsByKind counts KVM exits by kind ("io", "mmio", "hlt", "kick",
 	// …); only kinds seen are present.
 	ExitsByKind map[string]uint64
@@ -143,7 +149,8 @@ func (d *Domain) Stats() Stats {
 		PIOExits: s.pioExits.Load(), MMIOExits: s.mmioExits.Load(),
 		UnknownPorts: s.unknownPorts.Load(), Hypercalls: s.hypercalls.Load(),
 		Kicks: s.kicks.Load(), VIRQs: s.virqs.Load(), ConsoleExits: s.consoleExits.Load(),
-		WaitsPolled: s.waitsPolled.Load(), WaitsSlept: s.waitsSlept.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
+		WaitsPolled: s.waitsPolled.Load(), WaitsSlept: s.waitsSlept.Load(),
+		Doorbells: s.doorbells.Load(), DoorbellBad: s.doorbellBad.Load(), ExitsByKind: map[string]uint64{}, HypercallsByOp: map[string]uint64{},
 	}
 	for i := range s.exits {
 		if n := s.exits[i].Load(); n != 0 {

@@ -182,11 +182,23 @@ func (v *vcpu) handle(exit kvm.Exit) {
 			d.stats.unknownPorts.Add(1)
 		}
 	case kvm.ExitMMIO:
+		d.stats.mmioExits.Add(1)
+		m := exit.MMIO
+		switch classifyMMIO(m.Addr, len(m.Data), m.IsWrite) {
+		case mmioDoorbell:
+			d.stats.doorbells.Add(1)
+			dispatchHypercall(&v.ctx, le32(m.Data))
+			return
+		case mmioDoorbellRead, mmioDoorbellBad:
+			// A hostile or buggy guest's access: the page reads as
+			// all-ones (below), writes are ignored, RAX is left alone,
+			// and the domain runs on. Only the count tells.
+			d.stats.doorbellBad.Add(1)
+		}
 		// No MMIO devices outside the in-kernel irqchip: reads see
 		// all-ones, writes vanish. A write to the read-only half of the
 		// grant window comes here too (KVM_MEM_READONLY): dropped when a
 		// page is mapped there, a fault when none is.
-		d.stats.mmioExits.Add(1)
 		if a := exit.MMIO.Addr; exit.MMIO.IsWrite && inReadOnlyWindow(a) && !d.window.roWriteDropped(a) {
 			d.crash(v, fmt.Sprintf("guest wrote to gpa %#x, an unmapped page of the read-only grant window", a), -1)
 			return

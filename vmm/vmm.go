@@ -41,6 +41,9 @@ type Options struct {
 	// sleeps in an Argo wait (block.go: adaptive, like KVM's halt
 	// polling). 0 means DefaultWaitPoll; a negative value never polls.
 	WaitPoll time.Duration
+	// Doorbell says whether guests are told to prefer the doorbell page
+	// to the hypercall port (CPUID leaf 0x40000002). Default: auto.
+	Doorbell DoorbellPolicy
 }
 
 // waitPoll is the polling limit of the vCPUs' waits.
@@ -82,6 +85,10 @@ type VMM struct {
 	// hypercalls is filled by New and SetHypercall before any domain
 	// starts, and read without locks by vCPU goroutines afterwards.
 	hypercalls [maxHypercall]HypercallHandler
+
+	// preferDoorbell is opts.Doorbell resolved for this host, fixed by
+	// New: the DoorbellPreferred flag every domain's CPUID carries.
+	preferDoorbell bool
 
 	// mu guards domains, byID, nextID, spareIDs, creating, onStop and
 	// statm. It is taken for reading on every VIRQ and grant-window
@@ -129,7 +136,8 @@ func New(opts Options) (*VMM, error) {
 		}
 		budget = NewBudget(h)
 	}
-	v := &VMM{sys: sys, opts: opts, log: opts.Logger, budget: budget, nextID: 1, byID: map[uint16]*Domain{}}
+	v := &VMM{sys: sys, opts: opts, log: opts.Logger, budget: budget, nextID: 1, byID: map[uint16]*Domain{},
+		preferDoorbell: doorbellPreferred(opts.Doorbell, hostIsPVM())}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}

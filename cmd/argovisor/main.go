@@ -793,6 +793,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	guests := fs.String("guests", "build/guests", "directory with the built guest programs")
 	out := fs.String("out", "bench/results/latest.json", "JSON results file")
 	svg := fs.String("svg", "bench/results/throughput.svg", "SVG plot of throughput against message size")
+	doorbell := fs.String("doorbell", "auto", "whether guests' hypercalls ring the doorbell page: auto (where cheaper: kvm_pvm), prefer or avoid (the port)")
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code
@@ -805,7 +806,12 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "argovisor bench: guest programs not found in %s (run make guests): %v\n", *guests, err)
 		return exitUsage
 	}
-	o := bench.Options{Guests: *guests, Runs: *runs, Progress: stderr}
+	policy, err := vmm.ParseDoorbellPolicy(*doorbell)
+	if err != nil {
+		fmt.Fprintf(stderr, "argovisor bench: %v\n", err)
+		return exitUsage
+	}
+	o := bench.Options{Guests: *guests, Runs: *runs, Progress: stderr, Doorbell: policy}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

@@ -46,6 +46,13 @@
 #define GUEST_CRASH_PORT      0xF5  /* 32-bit OUT: crash report (vector, RDI=frame) */
 #define GUEST_HYPERCALL_PORT  0xF6  /* 32-bit OUT: hypercall, nr in EAX */
 
+/* CPUID leaf 0x40000002 (read by the firmware at boot): the doorbell page,
+ * GPA in EAX (low) / EBX (high), flags in ECX. A 32-bit store of the
+ * hypercall number to it is a hypercall without the firmware gate. */
+#define GUEST_CPUID_DOORBELL      0x40000002
+#define GUEST_DOORBELL_PRESENT    0x1   /* the page rings */
+#define GUEST_DOORBELL_PREFERRED  0x2   /* and the VMM says it is cheaper here */
+
 #define GUEST_BOOTINFO_ADDR   0x1000UL
 #define GUEST_BOOTINFO_MAGIC  0x544F4F424F475241ULL /* "ARGOBOOT" */
 #define GUEST_KERNEL_BASE     0x100000UL
@@ -300,16 +307,33 @@ static inline void guest_barrier(void)
 }
 
 /*
- * Hypercall: 32-bit OUT to GUEST_HYPERCALL_PORT with the number in RAX and
- * the arguments in RDI, RSI, RDX, R10, R8; the result comes back in RAX.
- * The OUT is done by the firmware gate, which leaves these registers as
- * they are, so the VMM sees exactly what is passed here. The argument
- * registers are declared as read/write so that the compiler never relies
- * on the VMM preserving them.
+ * Hypercalls. Number in EAX, arguments in RDI, RSI, RDX, R10, R8, result
+ * in RAX (docs/hypercall-abi.md). Two ways reach the VMM's dispatcher:
+ *
+ * - the port: a 32-bit OUT to GUEST_HYPERCALL_PORT, which CPL-3 code
+ *   cannot execute, so the firmware gate does it (int $4, operation in
+ *   R11): guest_hypercall_port;
+ * - the doorbell: a 32-bit store of the number to the doorbell page, legal
+ *   at CPL 3, so no CPL-0 instruction runs (on kvm_pvm each of those is
+ *   emulated): guest_hypercall_doorbell.
+ *
+ * guest_hypercall takes the doorbell when the VMM advertised it as
+ * preferred (the firmware sets guest_doorbell at boot from CPUID leaf
+ * GUEST_CPUID_DOORBELL), the port otherwise. The argument registers are
+ * declared read/write so that the compiler never relies on the VMM
+ * preserving them.
  */
-static inline long guest_hypercall(unsigned long nr, unsigned long a1,
-                                   unsigned long a2, unsigned long a3,
-                                   unsigned long a4, unsigned long a5)
+
+/* The doorbell page guest_hypercall rings, or NULL to use the port. Set
+ * once by the firmware before guest code runs; a program may clear it (or
+ * set it to guest_doorbell_page) to choose, e.g. to compare the two. */
+extern volatile uint32_t *guest_doorbell;
+/* The doorbell page the VMM advertised (preferred or not), or NULL. */
+extern volatile uint32_t *guest_doorbell_page;
+
+static inline long guest_hypercall_port(unsigned long nr, unsigned long a1,
+                                        unsigned long a2, unsigned long a3,
+                                        unsigned long a4, unsigned long a5)
 {
     register unsigned long r10 __asm__("r10") = a4;
     register unsigned long r8 __asm__("r8") = a5;
@@ -323,6 +347,37 @@ static inline long guest_hypercall(unsigned long nr, unsigned long a1,
                      : [vec] "i"(GUEST_GATE_VECTOR)
                      : "memory");
     return (long)rax;
+}
+
+/* The store must be exactly one 32-bit write to offset 0 of the page:
+ * anything else there (a read, another width or offset) is ignored by the
+ * VMM and leaves RAX as it was. */
+static inline long guest_hypercall_doorbell(volatile uint32_t *db,
+                                            unsigned long nr, unsigned long a1,
+                                            unsigned long a2, unsigned long a3,
+                                            unsigned long a4, unsigned long a5)
+{
+    register unsigned long r10 __asm__("r10") = a4;
+    register unsigned long r8 __asm__("r8") = a5;
+    unsigned long rax = nr;
+
+    __asm__ volatile("movl %%eax, (%[db])"
+                     : "+a"(rax), "+D"(a1), "+S"(a2), "+d"(a3),
+                       "+r"(r10), "+r"(r8)
+                     : [db] "r"(db)
+                     : "memory");
+    return (long)rax;
+}
+
+static inline long guest_hypercall(unsigned long nr, unsigned long a1,
+                                   unsigned long a2, unsigned long a3,
+                                   unsigned long a4, unsigned long a5)
+{
+    volatile uint32_t *db = guest_doorbell;
+
+    if (db)
+        return guest_hypercall_doorbell(db, nr, a1, a2, a3, a4, a5);
+    return guest_hypercall_port(nr, a1, a2, a3, a4, a5);
 }
 
 /* ---- atomics (wrappers around the __atomic builtins) ---------------------------- */
