@@ -671,11 +671,24 @@ func seqpacketPair(size int) ([2]int, func(), error) {
 	if err != nil {
 		return fds, nil, err
 	}
+	closeBoth := func() { unix.Close(fds[0]); unix.Close(fds[1]) }
+	want := 4*size + (1 << 16)
 	for _, fd := range fds {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*size+(1<<16))
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4*size+(1<<16))
+		// The *FORCE options pass net.core.[wr]mem_max (a fresh
+		// kernel's is 208 KiB, less than one 1 MiB message) where the
+		// process may (CAP_NET_ADMIN, as root in the test VM).
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, o[0], want) != nil {
+				unix.SetsockoptInt(fd, unix.SOL_SOCKET, o[1], want)
+			}
+		}
+		// The kernel reports twice what it keeps for data.
+		if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && got/2 < size {
+			closeBoth()
+			return fds, nil, fmt.Errorf("AF_UNIX send buffer holds %d bytes, a message is %d: raise net.core.wmem_max", got/2, size)
+		}
 	}
-	return fds, func() { unix.Close(fds[0]); unix.Close(fds[1]) }, nil
+	return fds, closeBoth, nil
 }
 
 // unixPingPong: AF_UNIX SOCK_SEQPACKET round trip between two host threads.
