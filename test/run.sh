@@ -47,6 +47,8 @@ export ARGOVISOR_CLI="$repo/bin/argovisor" ARGOVISOR_CLI_RACE="$repo/bin/argovis
 echo "== $describe"
 start=$(date +%s)
 rc=0
+# The VM runner's own tests (its module is tools/, outside ./...).
+(cd tools && "$go" test -count=1 ./vmtest/...) || rc=1
 if [ "$path" = native ]; then
 	"$go" test -race -count=1 ./... || rc=1
 else

@@ -38,14 +38,18 @@ done </modules.order
 # 9p with a large msize: file reads of test binaries and guests go faster.
 opts=trans=virtio,version=9p2000.L,msize=512000
 mount -t 9p -o "$opts,ro" hostroot /host || fail "mount the host's root"
-mount -t 9p -o "$opts" repo "/host$repo" || fail "mount the repository at $repo"
-jobdir="/host$repo/$job"
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
 mount -t devtmpfs dev /host/dev
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=755 tmpfs /host/run
+# The repository last: a clone under /tmp or /run would otherwise be
+# hidden by the tmpfs mounted there (its mount point is made in the
+# tmpfs; elsewhere the read-only host root has it already).
+mkdir -p "/host$repo" 2>/dev/null
+mount -t 9p -o "$opts" repo "/host$repo" || fail "mount the repository at $repo"
+jobdir="/host$repo/$job"
 ip link set lo up
 
 # With vmtest.heartbeat=SECONDS, a line every so often: when the lines stop,
