@@ -120,6 +120,11 @@ type Argo struct {
 	// rx_ptr and the -EAGAIN decision, so a test can put a reader's
 	// rx_ptr store in the window the tx_wanted protocol must cover.
 	raceHook func()
+	// spaceHook, set only by tests before any operation, runs in a
+	// batch waiting for space (BatchWaitSpace) after an entry found its
+	// ring full and before the batch arms its wait queue, under R(L1):
+	// the window that the look after arming must cover.
+	spaceHook func()
 }
 
 // New makes an empty Argo. signal raises a domain's VIRQ; it is called

@@ -164,9 +164,6 @@ func (a *Argo) batchRun(c Caller, me *domainInfo, b *batch, how spaceReq, sig *s
 // batch sleeps on it (unregistered, its owner died) wakes it, and the
 // entry gets what sendv gets then (-ECONNREFUSED).
 func (a *Argo) batchWaitOp(c Caller, entsAddr, timeoutUs, nent, flags uint64) int64 {
-	if timeoutUs > WaitForever || flags&^batchFlags != 0 || nent > MaxBatch {
-		return -EINVAL
-	}
 	start := time.Now()
 	var b batch
 	var sig signals
@@ -176,7 +173,10 @@ func (a *Argo) batchWaitOp(c Caller, entsAddr, timeoutUs, nent, flags uint64) in
 		a.l1.RUnlock()
 		return -EOPNOTSUPP
 	}
-	ret := b.start(c, entsAddr, nent, flags)
+	ret := int64(-EINVAL)
+	if timeoutUs <= WaitForever && flags&^batchFlags == 0 && nent <= MaxBatch {
+		ret = b.start(c, entsAddr, nent, flags)
+	}
 	var wake <-chan struct{} // armed, if not nil
 	slept := false
 	for ret == 0 && b.next < b.n {
@@ -193,6 +193,9 @@ func (a *Argo) batchWaitOp(c Caller, entsAddr, timeoutUs, nent, flags uint64) in
 			break
 		}
 		if wake == nil {
+			if a.spaceHook != nil {
+				a.spaceHook()
+			}
 			// Arm, then look again: a reader's notify from now on
 			// wakes the queue, so the entry's retry or the sleep
 			// below sees the space.
