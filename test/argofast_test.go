@@ -19,7 +19,7 @@ import (
 
 var (
 	streamSent     = regexp.MustCompile(`^stream: (\d+) msgs ok, eagain (\d+)$`)
-	streamCalls    = regexp.MustCompile(`^stream: \d+ virqs, \d+ cycles/msg, (\d+) calls$`)
+	streamCalls    = regexp.MustCompile(`^stream: \d+ virqs, \d+ cycles/msg, (\d+) calls, \d+ interrupted$`)
 	streamReceived = regexp.MustCompile(`^stream: received (\d+) msgs ok$`)
 )
 
