@@ -47,6 +47,10 @@ type Stats struct {
 	// Waits counts wait operations that found all their rings;
 	// WaitsBlocked those of them that slept at least once.
 	Waits, WaitsBlocked uint64
+	// SpaceWaits counts batched sends (BatchWaitSpace) that slept at
+	// least once for space in a ring. A wait for space is not an -EAGAIN
+	// and not an error.
+	SpaceWaits uint64
 }
 
 type stats struct {
@@ -54,7 +58,7 @@ type stats struct {
 	msgsOut, bytesOut, msgsIn, bytesIn            atomic.Uint64
 	eagains, notifies, signals, registers, errors atomic.Uint64
 	errnos                                        hcall.ErrnoCounter
-	suppressed, waits, waitsBlocked               atomic.Uint64
+	suppressed, waits, waitsBlocked, spaceWaits   atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -63,7 +67,7 @@ func (s *stats) snapshot() Stats {
 		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), EAGAINs: s.eagains.Load(),
 		Notifies: s.notifies.Load(), Signals: s.signals.Load(), Registers: s.registers.Load(),
 		Errors: s.errors.Load(), ErrorsByErrno: s.errnos.Snapshot(), Suppressed: s.suppressed.Load(),
-		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(),
+		Waits: s.waits.Load(), WaitsBlocked: s.waitsBlocked.Load(), SpaceWaits: s.spaceWaits.Load(),
 	}
 }
 
@@ -116,6 +120,11 @@ type Argo struct {
 	// rx_ptr and the -EAGAIN decision, so a test can put a reader's
 	// rx_ptr store in the window the tx_wanted protocol must cover.
 	raceHook func()
+	// spaceHook, set only by tests before any operation, runs in a
+	// batch waiting for space (BatchWaitSpace) after an entry found its
+	// ring full and before the batch arms its wait queue, under R(L1):
+	// the window that the look after arming must cover.
+	spaceHook func()
 }
 
 // New makes an empty Argo. signal raises a domain's VIRQ; it is called

@@ -311,7 +311,8 @@ func TestBatchCallErrors(t *testing.T) {
 	ent := sendEnt{src: Addr{Domain: DomainAny}, dst: Addr{Port: 1, Domain: 2}, iovAddr: one, niov: 1}
 	ents := s.put(sendEntBytes([]sendEnt{ent, ent}))
 	expect(t, "arg2", w.a.Op(s, OpSendvBatch, ents, 1, 2, 0), -EINVAL)
-	expect(t, "flags", w.a.Op(s, OpSendvBatch, ents, 0, 2, 2), -EINVAL)
+	expect(t, "flags", w.a.Op(s, OpSendvBatch, ents, 0, 2, 4), -EINVAL)
+	expect(t, "flags with BatchWaitSpace", w.a.Op(s, OpSendvBatch, ents, 0, 2, BatchWaitSpace|4), -EINVAL)
 	expect(t, "too many", w.a.Op(s, OpSendvBatch, bad, 0, MaxBatch+1, 0), -EINVAL)
 	expect(t, "nent > 32 bits", w.a.Op(s, OpSendvBatch, ents, 0, 1<<32, 0), -EINVAL)
 	expect(t, "none", w.a.Op(s, OpSendvBatch, bad, 0, 0, 0), 0)

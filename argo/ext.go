@@ -129,8 +129,19 @@ func (a *Argo) wakeFittingLocked(st *domainArgo, r *ring, sig *signals) {
 		if r.wildcard() {
 			a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
 		}
-		sig.add(p.dom)
+		p.signal(sig)
 		st.info.stats.signals.Add(1)
+	}
+}
+
+// signal adds the ways p asked to be told to sig: its VIRQ, its wait
+// queue (a batch sleeping for space), or both.
+func (p pendingEnt) signal(sig *signals) {
+	if p.virq {
+		sig.add(p.dom)
+	}
+	if p.wq != nil {
+		sig.wake(p.wq)
 	}
 }
 

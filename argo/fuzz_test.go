@@ -87,11 +87,14 @@ func FuzzOps(f *testing.F) {
 			if cmd == OpSendv && arg(0) >= 0x1000 && arg(0)+16 <= uint64(len(attacker.ram)) {
 				le.PutUint16(attacker.ram[arg(0)+12:], 2)
 			}
-			a4 := arg(3)
+			a2, a4 := arg(1), arg(3)
 			if cmd == OpWait || cmd == OpSendWait {
 				a4 = 0 // never sleep: nothing would wake the fuzzer
 			}
-			a.Op(attacker, cmd, arg(0), arg(1), arg(2)%16, a4)
+			if cmd == OpSendvBatch && a4&BatchWaitSpace != 0 {
+				a2 %= 2 // a batch waiting for space sleeps 1 µs at most
+			}
+			a.Op(attacker, cmd, arg(0), a2, arg(2)%16, a4)
 			script = script[17:]
 		}
 		// Only the ring's data area and tx_ptr may differ.

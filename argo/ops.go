@@ -18,6 +18,9 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	if cmd == OpWait || cmd == OpSendWait {
 		return a.waitOp(c, cmd, arg1, arg2, arg3, arg4) // may sleep: no L1 held across
 	}
+	if cmd == OpSendvBatch && arg4&BatchWaitSpace != 0 {
+		return a.batchWaitOp(c, arg1, arg2, arg3, arg4) // the same
+	}
 	a.l1.RLock()
 	defer a.l1.RUnlock()
 	me := a.known[c.Domain()]
@@ -185,7 +188,7 @@ func (a *Argo) removeRingLocked(st *domainArgo, r *ring, sig *signals) {
 		if r.wildcard() {
 			a.forgetWildcardPending(p.dom, ringRef{owner: st.id, port: r.key.port})
 		}
-		sig.add(p.dom)
+		p.signal(sig) // a batch sleeping for space retries: -ECONNREFUSED
 	}
 	r.pending = nil
 	// Last look at the memory: a message delivered and not yet read is
@@ -280,17 +283,32 @@ func (a *Argo) sendv(c Caller, me *domainInfo, addrAddr, iovAddr, niov, msgType 
 		return -EFAULT
 	}
 	var sig signals
-	ret := a.sendOne(c, me, &ab, iovAddr, niov, uint32(msgType), &sig)
+	ret := a.sendOne(c, me, &ab, iovAddr, niov, uint32(msgType), spaceVIRQ, &sig)
 	a.raise(&sig)
 	return ret
 }
 
+// spaceReq says what a send that finds its ring full leaves behind.
+type spaceReq uint8
+
+const (
+	// spaceVIRQ: a space request whose VIRQ comes when the message fits
+	// (Xen's sendv; the send returns -EAGAIN).
+	spaceVIRQ spaceReq = iota
+	// spaceWake: a request that wakes the sender's wait queue instead of
+	// raising its VIRQ: the sender is a batch that will sleep in the VMM
+	// until the message fits (BatchWaitSpace). It is announced in
+	// tx_wanted like any other.
+	spaceWake
+)
+
 // sendOne is sendv once its send_addr has been read: every later check in
 // Xen's order, then the copy. sendv and the batched send share it, so a
 // message in a batch gets exactly the result sendv would give it. Domains
-// to signal are added to sig. Preconditions: R(L1).
+// to signal are added to sig; how says what a full ring leaves behind.
+// Preconditions: R(L1).
 // +checklocksread:a.l1
-func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAddr, niov uint64, msgType uint32, sig *signals) int64 {
+func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAddr, niov uint64, msgType uint32, how spaceReq, sig *signals) int64 {
 	a.assertReadL1()
 	if niov > MaxIOV {
 		return -EINVAL
@@ -328,13 +346,13 @@ func (a *Argo) sendOne(c Caller, me *domainInfo, ab *[sizeofSendAddr]byte, iovAd
 		b := ib[i*sizeofIOV:]
 		iovs[i] = iov{addr: le.Uint64(b), len: le.Uint32(b[8:]), pad: le.Uint32(b[12:])}
 	}
-	return a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], msgType, sig)
+	return a.sendLocked(c, st, dst2, src, dst.Port, iovs[:niov], msgType, how, sig)
 }
 
 // sendLocked looks up the ring, checks the iovs and space, and copies the
 // message. Preconditions: R(L1).
 // +checklocksread:a.l1
-func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, iovs []iov, msgType uint32, sig *signals) int64 {
+func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, iovs []iov, msgType uint32, how spaceReq, sig *signals) int64 {
 	dst.ringsL2.RLock()
 	defer dst.ringsL2.RUnlock()
 	r := a.lookupRing(dst, port, st.id)
@@ -377,8 +395,10 @@ func (a *Argo) sendLocked(c Caller, st, dst *domainArgo, src Addr, port uint32, 
 		}
 	}
 	if slot >= uint64(r.freeSpace(rx)) {
-		st.info.stats.eagains.Add(1)
-		ret := a.queuePendingLocked(st, r, uint32(total))
+		if how == spaceVIRQ {
+			st.info.stats.eagains.Add(1) // a wait for space is no -EAGAIN
+		}
+		ret := a.queuePendingLocked(st, r, uint32(total), how)
 		if r.ext {
 			a.wakeFittingLocked(dst, r, sig)
 		}
@@ -469,11 +489,14 @@ func (r *ring) copyIovs(c Caller, tx *uint32, iovs []iov) bool {
 
 // queuePendingLocked records that st wants need payload bytes in r and
 // returns -EAGAIN, or -EBUSY when the ring already has the most waiters.
-// A repeated request keeps the larger size. Preconditions: L3(r).
+// how says how st is to be told: a repeated request keeps the larger size
+// and adds its way to the entry's. Preconditions: L3(r).
 // +checklocks:r.l3
-func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
+func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32, how spaceReq) int64 {
 	if i := r.findPending(st.id); i >= 0 {
-		r.pending[i].need = max(r.pending[i].need, need)
+		p := &r.pending[i]
+		p.need = max(p.need, need)
+		p.setWay(st, how)
 		r.syncWanted()
 		return -EAGAIN
 	}
@@ -481,7 +504,9 @@ func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
 		r.syncWanted() // undo a sender's announcement (sendLocked)
 		return -EBUSY
 	}
-	r.pending = append(r.pending, pendingEnt{dom: st.id, need: need})
+	p := pendingEnt{dom: st.id, need: need}
+	p.setWay(st, how)
+	r.pending = append(r.pending, p)
 	r.syncWanted()
 	if r.wildcard() {
 		st.wildcardL2.Lock()
@@ -489,6 +514,15 @@ func (a *Argo) queuePendingLocked(st *domainArgo, r *ring, need uint32) int64 {
 		st.wildcardL2.Unlock()
 	}
 	return -EAGAIN
+}
+
+// setWay adds how to the ways p's domain (st) is told that it fits.
+func (p *pendingEnt) setWay(st *domainArgo, how spaceReq) {
+	if how == spaceWake {
+		p.wq = st.info.wq
+	} else {
+		p.virq = true
+	}
 }
 
 // notify is XEN_ARGO_OP_notify (reference §5.4).
@@ -530,7 +564,7 @@ func (a *Argo) notify(c Caller, me *domainInfo, dataAddr, arg2, arg3, arg4 uint6
 			if !me.maySendTo(ringAddr.Domain) {
 				return -EACCES
 			}
-			flags, mms = a.queryRing(st, dst, ringAddr.Port, need, mms)
+			flags, mms = a.queryRing(st, dst, ringAddr.Port, need, mms, &sig)
 		}
 		le.PutUint16(e[8:], flags)
 		le.PutUint32(e[16:], mms)
@@ -557,7 +591,7 @@ func (a *Argo) wakeWaitersOn(st *domainArgo, sig *signals) {
 // queryRing fills one notify entry for sender st about dst's ring at port.
 // Preconditions: R(L1).
 // +checklocksread:a.l1
-func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, uint32) {
+func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32, sig *signals) (uint16, uint32) {
 	dst.ringsL2.RLock()
 	defer dst.ringsL2.RUnlock()
 	r := a.lookupRing(dst, port, st.id)
@@ -585,13 +619,19 @@ func (a *Argo) queryRing(st, dst *domainArgo, port, need, mms uint32) (uint16, u
 	case space >= need:
 		flags |= RingSufficient
 		if i := r.findPending(st.id); i >= 0 {
+			p := r.pending[i]
 			r.removePending(i)
 			if r.wildcard() {
 				a.forgetWildcardPending(st.id, ringRef{owner: dst.id, port: port})
 			}
+			if p.wq != nil {
+				// Another vCPU of st sleeps in a batch for this
+				// space: the request it shared ends here, so wake it.
+				sig.wake(p.wq)
+			}
 		}
 	default:
-		if a.queuePendingLocked(st, r, need) == -EBUSY {
+		if a.queuePendingLocked(st, r, need, spaceVIRQ) == -EBUSY {
 			flags |= RingEBusy
 		}
 	}

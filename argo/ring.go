@@ -6,10 +6,18 @@ import (
 )
 
 // pendingEnt is one domain waiting for space in a ring (Xen's
-// pending_ent): it is signalled once when `need` payload bytes fit.
+// pending_ent): it is signalled once when `need` payload bytes fit. A
+// domain has at most one entry per ring, which says how to signal it: a
+// VIRQ (Xen's way: a send or notify query that got -EAGAIN), a wake of
+// its wait queue (a batch sleeping in the VMM, BatchWaitSpace), or both.
 type pendingEnt struct {
 	dom  DomainID
 	need uint32
+	// virq: raise the domain's VIRQ when the request fits.
+	virq bool
+	// wq, if not nil, is the domain's wait queue, woken when the request
+	// fits: one of its vCPUs sleeps in a batch waiting for space.
+	wq *waitq
 }
 
 // ring is one registered ring (Xen's argo_ring_info).

@@ -173,7 +173,7 @@ func (a *Argo) waitPrepare(c Caller, me *domainInfo, cmd, arg1, arg2, arg3 uint6
 	if ret := a.waitRingsExist(me, w); ret != 0 {
 		return ret
 	}
-	ret := a.sendOne(c, me, (*[sizeofSendAddr]byte)(e[:sizeofSendAddr]), le.Uint64(e[16:]), uint64(le.Uint32(e[24:])), le.Uint32(e[28:]), sig)
+	ret := a.sendOne(c, me, (*[sizeofSendAddr]byte)(e[:sizeofSendAddr]), le.Uint64(e[16:]), uint64(le.Uint32(e[24:])), le.Uint32(e[28:]), spaceVIRQ, sig)
 	le.PutUint64(res[:], uint64(ret))
 	if writeGuest(c, arg1+sendEntResult, res[:]) != nil {
 		return -EFAULT

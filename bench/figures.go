@@ -614,8 +614,10 @@ func gnttabTransfer(o *Options) (float64, error) {
 // and the guests' allocations are not counted: zeroing a 16 MiB ring costs
 // a guest more than the whole stream. The Xen protocol uses a ring of
 // about four messages; proto=fast streams of 64 KiB and more use the
-// largest ring Xen allows (16 MiB), so that a batch of large messages
-// costs one exit (the sender's batch holds up to 16 MiB of messages).
+// largest ring Xen allows (16 MiB), and the sender's batches of 64
+// messages wait in the VMM for space (the stream guest's waitspace=1,
+// its default for such sizes), so that a stream of large messages costs
+// about one exit per batch and one notify per ring drained.
 func stream(size int, proto string) func(*Options) (sample, error) {
 	return func(o *Options) (sample, error) {
 		count := max(100, min(5000, (64<<20)/size))

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,6 +28,7 @@ type domainSpec struct {
 	argo       vmm.ArgoPolicy
 	vcpus      int    // default 1
 	label      string // [domain] label
+	memory     uint64 // default 16 MiB
 }
 
 // startDomains creates every domain first (so that each exists in Argo
@@ -50,7 +52,7 @@ func startDomains(t *testing.T, v *vmm.VMM, specs ...domainSpec) map[string]*vmm
 			}
 			p[k] = val
 		}
-		d, err := v.CreateDomain(vmm.DomainConfig{Name: s.name, Label: s.label, Kernel: guest(s.prog), Memory: 16 << 20,
+		d, err := v.CreateDomain(vmm.DomainConfig{Name: s.name, Label: s.label, Kernel: guest(s.prog), Memory: cmp.Or(s.memory, 16<<20),
 			VCPUs: max(s.vcpus, 1), Params: p, Argo: s.argo})
 		if err != nil {
 			t.Fatalf("CreateDomain(%s): %v", s.name, err)

@@ -45,11 +45,22 @@
  *                          halting) and notifies only when the VMM says a
  *                          sender waits for space
  *   batch=<n>              fast sender: messages per call, 1..64 (default
- *                          32; fewer for large messages: see bufmem)
+ *                          32, 64 with waitspace=1; fewer for large
+ *                          messages: see bufmem)
  *   bufmem=<bytes>         fast sender: at most this much memory for the
  *                          batch's message buffers, one per message
  *                          (default 16 MiB: 16 messages of 1 MiB, enough
- *                          to fill the largest ring, 16 MiB, in one call)
+ *                          to fill the largest ring, 16 MiB, in one call).
+ *                          With waitspace=1 and verify=0 (and niov=1) a
+ *                          batch may hold more messages than buffers:
+ *                          each message's 8-byte sequence header is then
+ *                          an iov of its own and the rest comes from the
+ *                          buffers in turn
+ *   waitspace=0|1          fast sender: batches that wait in the VMM for
+ *                          space (argo_sendv_batch_wait) instead of
+ *                          returning at a full ring and halting for the
+ *                          space VIRQ (default 1 for messages of 64 KiB
+ *                          and more, else 0)
  *   window=<n>             fast receiver: ask for the VIRQ only when n+1
  *                          messages wait (default 0), clamped to what the
  *                          ring holds and what is still to come
@@ -338,8 +349,9 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
     long refused_left = (long)guest_param_u64("retries", 200000);
     uint64_t min_eagain = guest_param_u64("min_eagain", 0);
     uint32_t niov = (uint32_t)guest_param_u64("niov", 1);
-    uint32_t kmax = (uint32_t)guest_param_u64("batch", 32);
-    uint64_t eagain = 0, refused = 0, calls = 0;
+    int waitspace = guest_param_u64("waitspace", size >= (64u << 10)) != 0;
+    uint32_t kmax = (uint32_t)guest_param_u64("batch", waitspace ? ARGO_MAX_BATCH : 32);
+    uint64_t eagain = 0, refused = 0, calls = 0, eintr = 0;
     int connected = 0;
 
     if (niov < 1 || niov > ARGO_MAXIOV || niov > size) {
@@ -352,15 +364,27 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
     }
     uint64_t bufmem = guest_param_u64("bufmem", 16u << 20);
     uint64_t cap = bufmem / size; /* at most bufmem of buffers */
-    if (kmax > cap)
-        kmax = cap ? (uint32_t)cap : 1;
+    uint32_t nbuf = kmax;          /* message buffers */
+    if (kmax > cap) {
+        nbuf = cap ? (uint32_t)cap : 1;
+        /* A batch that waits for space can hold more messages than the
+         * ring (and the buffers): the VMM copies each before it needs the
+         * next. Without verify the payload past the sequence header is
+         * not checked, so messages may share buffers, each with its own
+         * header iov. Otherwise one buffer per message. */
+        if (!waitspace || verify || niov != 1)
+            kmax = nbuf;
+    }
+    int shared = nbuf < kmax;
+    uint32_t eniov = shared ? 2 : niov; /* iovs per entry */
     uint32_t lens[ARGO_MAXIOV];
     split(lens, niov, size);
     uint32_t bufpages = (size + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE;
-    uint8_t *bufs = guest_alloc_pages((size_t)bufpages * kmax);
+    uint8_t *bufs = guest_alloc_pages((size_t)bufpages * nbuf);
     struct argo_send_ent *ents = guest_alloc_pages(1);
-    struct argo_iov *iovs = guest_alloc_pages((kmax * niov * sizeof(struct argo_iov) + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
-    if (!bufs || !ents || !iovs) {
+    uint32_t *hdrs = guest_alloc_pages(1); /* shared: 8 bytes per entry */
+    struct argo_iov *iovs = guest_alloc_pages((kmax * eniov * sizeof(struct argo_iov) + ARGO_PAGE_SIZE - 1) / ARGO_PAGE_SIZE);
+    if (!bufs || !ents || !hdrs || !iovs) {
         guest_puts("stream: out of memory");
         return 1;
     }
@@ -368,30 +392,40 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
         .src = { .aport = port, .domain_id = ARGO_DOMID_ANY },
         .dst = { .aport = port, .domain_id = peer },
     };
-    guest_printf("stream: sending %lu msgs of %u bytes, proto fast, batch %u\n", (unsigned long)count, size, kmax);
+    guest_printf("stream: sending %lu msgs of %u bytes, proto fast, batch %u%s%s\n", (unsigned long)count, size, kmax,
+                 waitspace ? ", waiting for space" : "", shared ? ", shared buffers" : "");
     uint64_t t0 = guest_rdtsc();
     for (uint64_t i = 0; i < count;) {
         uint32_t k = randomize ? 1 + (uint32_t)(rnd() % kmax) : kmax;
         if (k > count - i)
             k = (uint32_t)(count - i);
         for (uint32_t j = 0; j < k; j++) {
-            uint8_t *b = bufs + (uint64_t)j * bufpages * ARGO_PAGE_SIZE;
-            fill(b, (uint32_t)(i + j), size);
-            struct argo_iov *v = &iovs[j * niov];
-            uint64_t p = (uint64_t)(uintptr_t)b;
-            for (uint32_t q = 0; q < niov; q++) {
-                v[q] = (struct argo_iov){ .iov_hnd = p, .iov_len = lens[q] };
-                p += lens[q];
+            uint8_t *b = bufs + (uint64_t)(j % nbuf) * bufpages * ARGO_PAGE_SIZE;
+            struct argo_iov *v = &iovs[j * eniov];
+            if (shared) {
+                uint32_t *h = &hdrs[2 * j];
+                fill((uint8_t *)h, (uint32_t)(i + j), 8);
+                v[0] = (struct argo_iov){ .iov_hnd = (uint64_t)(uintptr_t)h, .iov_len = 8 };
+                v[1] = (struct argo_iov){ .iov_hnd = (uint64_t)(uintptr_t)(b + 8), .iov_len = size - 8 };
+            } else {
+                fill(b, (uint32_t)(i + j), size);
+                uint64_t p = (uint64_t)(uintptr_t)b;
+                for (uint32_t q = 0; q < niov; q++) {
+                    v[q] = (struct argo_iov){ .iov_hnd = p, .iov_len = lens[q] };
+                    p += lens[q];
+                }
             }
-            ents[j] = (struct argo_send_ent){ .addr = addr, .iov_hnd = (uint64_t)(uintptr_t)v, .niov = niov,
+            ents[j] = (struct argo_send_ent){ .addr = addr, .iov_hnd = (uint64_t)(uintptr_t)v, .niov = eniov,
                                               .message_type = TYPE_DATA };
         }
         long r;
         if (randomize && k == 1 && rnd() % 2) {
             /* A plain sendv now and then: both paths in one stream. */
-            r = argo_sendv(&addr, &iovs[0], niov, TYPE_DATA);
+            r = argo_sendv(&addr, &iovs[0], eniov, TYPE_DATA);
             ents[0].result = r;
             r = r == (long)size ? 1 : 0;
+        } else if (waitspace) {
+            r = argo_sendv_batch_wait(ents, k, 0, ARGO_WAIT_FOREVER);
         } else {
             r = argo_sendv_batch(ents, k, 0);
         }
@@ -411,6 +445,12 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
             guest_wait_for_interrupt();
             continue;
         }
+        if (e == -EINTR && waitspace) {
+            /* The interrupt has been handled on the way back: go on
+             * from the entry that waited. */
+            eintr++;
+            continue;
+        }
         if (e == -ECONNREFUSED && !connected && refused < (uint64_t)refused_left) {
             refused++;
             spin(2000);
@@ -421,8 +461,8 @@ static int sender_fast(uint16_t peer, uint32_t port, uint64_t count, uint32_t si
     }
     uint64_t cycles = guest_rdtsc() - t0;
     guest_printf("stream: %lu msgs ok, eagain %lu\n", (unsigned long)count, (unsigned long)eagain);
-    guest_printf("stream: %lu virqs, %lu cycles/msg, %lu calls\n", (unsigned long)virqs,
-                 (unsigned long)(count ? cycles / count : 0), (unsigned long)calls);
+    guest_printf("stream: %lu virqs, %lu cycles/msg, %lu calls, %lu interrupted\n", (unsigned long)virqs,
+                 (unsigned long)(count ? cycles / count : 0), (unsigned long)calls, (unsigned long)eintr);
     if (eagain < min_eagain) {
         guest_printf("stream: expected at least %lu EAGAINs\n", (unsigned long)min_eagain);
         return 1;

@@ -70,6 +70,7 @@
 
 #define ARGO_MAX_BATCH        64u          /* entries per argo_sendv_batch */
 #define ARGO_BATCH_CONTINUE   0x1u         /* go on after a failed entry */
+#define ARGO_BATCH_WAIT_SPACE 0x2u         /* sleep in the VMM for space (argo_sendv_batch_wait) */
 #define ARGO_MAX_WAIT_RINGS   32u          /* rings per argo_wait */
 #define ARGO_WAIT_FOREVER     0xFFFFFFFFu  /* timeout_us that never expires */
 
@@ -271,6 +272,29 @@ static inline long argo_notify(struct argo_ring_data *data)
 static inline long argo_sendv_batch(struct argo_send_ent *ents, uint32_t n, uint32_t flags)
 {
     return guest_hypercall(ARGO_HYPERCALL, ARGO_OP_SENDV_BATCH, (unsigned long)ents, 0, n, flags);
+}
+
+/*
+ * argovisor: argo_sendv_batch that does not stop at a full ring: an entry
+ * whose ring is full waits in the VMM (no VIRQ, no halt) until the
+ * message fits, then the batch goes on in order. Before each sleep the
+ * VIRQs of the messages sent so far are raised, and the wait is announced
+ * in the ring's tx_wanted, so a reader's argo_notify_if_needed after its
+ * drain wakes the batch. timeout_us bounds the time the call sleeps in
+ * all (ARGO_WAIT_FOREVER: no bound; 0: never sleep, as argo_sendv_batch).
+ * Per entry, beyond argo_sendv: -EAGAIN when the timeout passed (a space
+ * request is queued, as argo_sendv's, whose VIRQ comes when it fits);
+ * -EINTR when an interrupt or kick reached this vCPU during the wait
+ * (handle it, then resend from that entry); -ECONNREFUSED (or -ESRCH)
+ * when the ring went away during the wait. After such an entry the rest
+ * get -ECANCELED, even with ARGO_BATCH_CONTINUE. Returns the number of
+ * messages sent, or a negative errno if the call itself is bad.
+ */
+static inline long argo_sendv_batch_wait(struct argo_send_ent *ents, uint32_t n, uint32_t flags,
+                                         uint32_t timeout_us)
+{
+    return guest_hypercall(ARGO_HYPERCALL, ARGO_OP_SENDV_BATCH, (unsigned long)ents, timeout_us, n,
+                           flags | ARGO_BATCH_WAIT_SPACE);
 }
 
 /*
