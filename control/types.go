@@ -50,7 +50,11 @@ type DomainStats struct {
 	VIRQs           uint64            `json:"virqs"`
 	// WaitsPolled and WaitsSlept: Argo waits whose answer came while the
 	// vCPU polled for it, and those that slept (run --wait-poll).
-	WaitsPolled uint64      `json:"waits_polled"`
+	WaitsPolled uint64 `json:"waits_polled"`
+	// Doorbells counts hypercalls made through the doorbell page,
+	// DoorbellBad other accesses to it (ignored: hypercall-abi.md).
+	Doorbells   uint64      `json:"doorbells"`
+	DoorbellBad uint64      `json:"doorbell_bad"`
 	WaitsSlept  uint64      `json:"waits_slept"`
 	Argo        ArgoStats   `json:"argo"`
 	Gnttab      GnttabStats `json:"gnttab"`
@@ -84,10 +88,12 @@ type ArgoStats struct {
 	Errors        uint64            `json:"errors"`
 	ErrorsByErrno map[string]uint64 `json:"errors_by_errno"`
 	// Beyond Xen (argo.md): VIRQs a receiver's event index or polling
-	// flag suppressed, and waits in the VMM (of which blocked).
+	// flag suppressed, waits in the VMM (of which blocked), and batched
+	// sends that slept for ring space.
 	Suppressed   uint64 `json:"virqs_suppressed"`
 	Waits        uint64 `json:"waits"`
 	WaitsBlocked uint64 `json:"waits_blocked"`
+	SpaceWaits   uint64 `json:"space_waits"`
 }
 
 // GnttabStats are a domain's grant-table counters.

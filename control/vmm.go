@@ -56,11 +56,11 @@ func Stats(d *vmm.Domain) DomainStats {
 	return DomainStats{
 		DomainInfo: Info(d), Exits: st.ExitsByKind, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
 		HypercallErrors: st.HypercallErrors, UnknownPorts: st.UnknownPorts, VIRQs: st.VIRQs,
-		WaitsPolled: st.WaitsPolled, WaitsSlept: st.WaitsSlept,
+		WaitsPolled: st.WaitsPolled, WaitsSlept: st.WaitsSlept, Doorbells: st.Doorbells, DoorbellBad: st.DoorbellBad,
 		Argo: ArgoStats{
 			Rings: a.Rings, Registers: a.Registers, MsgsOut: a.MsgsOut, BytesOut: a.BytesOut, MsgsIn: a.MsgsIn,
 			BytesIn: a.BytesIn, EAGAINs: a.EAGAINs, Notifies: a.Notifies, SpaceWakeups: a.Signals, Errors: a.Errors,
-			ErrorsByErrno: a.ErrorsByErrno.ByName(), Suppressed: a.Suppressed, Waits: a.Waits, WaitsBlocked: a.WaitsBlocked,
+			ErrorsByErrno: a.ErrorsByErrno.ByName(), Suppressed: a.Suppressed, Waits: a.Waits, WaitsBlocked: a.WaitsBlocked, SpaceWaits: a.SpaceWaits,
 		},
 		Reservation: MemoryStats{
 			CurrentPages: m.Current, MaxPages: m.Max, BackingBytes: m.Backing, Decreased: m.Decreased,
