@@ -168,8 +168,8 @@ func (a *Argo) batchWaitOp(c Caller, entsAddr, timeoutUs, nent, flags uint64) in
 	var b batch
 	var sig signals
 	a.l1.RLock()
-	me := a.known[c.Domain()]
-	if me == nil || !me.enabled {
+	me := a.callerState(c)
+	if me == nil {
 		a.l1.RUnlock()
 		return -EOPNOTSUPP
 	}

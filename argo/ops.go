@@ -23,8 +23,8 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	}
 	a.l1.RLock()
 	defer a.l1.RUnlock()
-	me := a.known[c.Domain()]
-	if me == nil || !me.enabled {
+	me := a.callerState(c)
+	if me == nil {
 		return -EOPNOTSUPP
 	}
 	var ret int64
@@ -51,6 +51,18 @@ func (a *Argo) Op(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 		me.stats.errnos.Add(ret)
 	}
 	return ret
+}
+
+// callerState is the calling domain's Argo state, or nil when the domain
+// is unknown to Argo or has it disabled (every op is then -EOPNOTSUPP).
+// Preconditions: R(L1).
+// +checklocksread:a.l1
+func (a *Argo) callerState(c Caller) *domainInfo {
+	a.assertReadL1()
+	if me := a.known[c.Domain()]; me != nil && me.enabled {
+		return me
+	}
+	return nil
 }
 
 // registerRing is XEN_ARGO_OP_register_ring (reference §5.1).

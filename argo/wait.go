@@ -126,8 +126,8 @@ func (a *Argo) waitOp(c Caller, cmd, arg1, arg2, arg3, arg4 uint64) int64 {
 	var w waitArgs
 	var sig signals
 	a.l1.RLock()
-	me := a.known[c.Domain()]
-	if me == nil || !me.enabled {
+	me := a.callerState(c)
+	if me == nil {
 		a.l1.RUnlock()
 		return -EOPNOTSUPP
 	}

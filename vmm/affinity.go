@@ -55,16 +55,19 @@ func checkCPUs(cpus []int) error {
 	return nil
 }
 
-// formatCPUs lists a set's CPUs as ranges ("0-3,6").
-func formatCPUs(set unix.CPUSet) string {
+// cpuList is a set's CPUs in increasing order.
+func cpuList(set unix.CPUSet) []int {
 	var ids []int
 	for c := 0; c <= maxCPU; c++ {
 		if set.IsSet(c) {
 			ids = append(ids, c)
 		}
 	}
-	return formatCPUList(ids)
+	return ids
 }
+
+// formatCPUs lists a set's CPUs as ranges ("0-3,6").
+func formatCPUs(set unix.CPUSet) string { return formatCPUList(cpuList(set)) }
 
 func formatCPUList(ids []int) string {
 	ids = slices.Clone(ids)

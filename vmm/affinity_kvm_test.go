@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // cpusAllowed reads a thread's Cpus_allowed_list from /proc.
@@ -30,16 +28,7 @@ func cpusAllowed(t *testing.T, tid int) string {
 func TestDomainCPUsPinVCPUThreads(t *testing.T) {
 	v, console := testVMM(t)
 	spin := testGuest(t, "spin")
-	var allowed unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		t.Fatal(err)
-	}
-	last := -1
-	for c := 0; c <= maxCPU; c++ {
-		if allowed.IsSet(c) {
-			last = c
-		}
-	}
+	allowed, last := allowedCPUs(t)
 	pinned, err := v.CreateDomain(DomainConfig{Name: "pinned", Kernel: spin, Memory: 4 << 20, VCPUs: 2, CPUs: []int{last}})
 	if err != nil {
 		t.Fatal(err)

@@ -30,16 +30,7 @@ func TestFormatCPUList(t *testing.T) {
 // pinThread moves the calling thread onto the CPUs named, and the error
 // for a CPU the process may not use names it.
 func TestPinThread(t *testing.T) {
-	var allowed unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		t.Fatal(err)
-	}
-	last := -1
-	for c := 0; c <= maxCPU; c++ {
-		if allowed.IsSet(c) {
-			last = c
-		}
-	}
+	allowed, last := allowedCPUs(t)
 	done := make(chan error)
 	go func() {
 		// The thread is thrown away at the end (still locked): its
@@ -69,4 +60,18 @@ func TestPinThread(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "allowed: "+formatCPUs(allowed)) {
 		t.Errorf("checkCPUs(%d) = %v, want it to name the allowed set", maxCPU, err)
 	}
+}
+
+// allowedCPUs is the process's CPU set and the highest CPU in it.
+func allowedCPUs(t *testing.T) (unix.CPUSet, int) {
+	t.Helper()
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		t.Fatal(err)
+	}
+	ids := cpuList(allowed)
+	if len(ids) == 0 {
+		t.Fatal("the process may run on no CPU")
+	}
+	return allowed, ids[len(ids)-1]
 }
