@@ -243,65 +243,58 @@ type ringRef struct {
 // case so that an operation that signals a few domains does not allocate
 // (no slice points into the value itself, so it stays on the stack).
 type signals struct {
-	buf   [4]DomainID
-	n     int        // used entries of buf
-	more  []DomainID // beyond buf
-	qbuf  [2]*waitq
-	nq    int
-	qmore []*waitq
+	ids smallSet[DomainID]
+	wqs smallSet[*waitq]
 }
 
 // wake adds a domain's wait queue: data arrived in one of its rings (or a
 // ring of it went away), whether or not a VIRQ is raised for it.
-func (s *signals) wake(q *waitq) {
-	for _, x := range s.qbuf[:s.nq] {
-		if x == q {
-			return
-		}
-	}
-	for _, x := range s.qmore {
-		if x == q {
-			return
-		}
-	}
-	if s.nq < len(s.qbuf) {
-		s.qbuf[s.nq] = q
-		s.nq++
-		return
-	}
-	s.qmore = append(s.qmore, q)
+func (s *signals) wake(q *waitq) { s.wqs.add(q) }
+
+func (s *signals) has(id DomainID) bool { return s.ids.has(id) }
+
+func (s *signals) add(id DomainID) { s.ids.add(id) }
+
+// remove drops id from the collected domains.
+func (s *signals) remove(id DomainID) { s.ids.remove(id) }
+
+// smallSet is a set that holds its first four members inline and the
+// rest in a slice, in the order added.
+type smallSet[T comparable] struct {
+	buf  [4]T
+	n    int // used entries of buf
+	more []T // beyond buf
 }
 
-func (s *signals) has(id DomainID) bool {
-	for _, x := range s.buf[:s.n] {
-		if x == id {
+func (s *smallSet[T]) has(x T) bool {
+	for _, y := range s.buf[:s.n] {
+		if y == x {
 			return true
 		}
 	}
-	for _, x := range s.more {
-		if x == id {
+	for _, y := range s.more {
+		if y == x {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *signals) add(id DomainID) {
-	if s.has(id) {
+func (s *smallSet[T]) add(x T) {
+	if s.has(x) {
 		return
 	}
 	if s.n < len(s.buf) {
-		s.buf[s.n] = id
+		s.buf[s.n] = x
 		s.n++
 		return
 	}
-	s.more = append(s.more, id)
+	s.more = append(s.more, x)
 }
 
-// remove drops id from the collected domains.
-func (s *signals) remove(id DomainID) {
-	for i, x := range s.buf[:s.n] {
-		if x == id {
+func (s *smallSet[T]) remove(x T) {
+	for i, y := range s.buf[:s.n] {
+		if y == x {
 			copy(s.buf[i:], s.buf[i+1:s.n])
 			s.n--
 			if len(s.more) > 0 { // keep buf full while more has entries
@@ -311,29 +304,29 @@ func (s *signals) remove(id DomainID) {
 			return
 		}
 	}
-	for i, x := range s.more {
-		if x == id {
+	for i, y := range s.more {
+		if y == x {
 			s.more = append(s.more[:i], s.more[i+1:]...)
 			return
 		}
 	}
 }
 
+// each calls f for every member, in the order added.
+func (s *smallSet[T]) each(f func(T)) {
+	for _, x := range s.buf[:s.n] {
+		f(x)
+	}
+	for _, x := range s.more {
+		f(x)
+	}
+}
+
 // raise signals every collected domain. Preconditions: no ring lock held.
 // +checklocksignore
 func (a *Argo) raise(s *signals) {
-	for _, q := range s.qbuf[:s.nq] {
-		q.wake()
-	}
-	for _, q := range s.qmore {
-		q.wake()
-	}
-	for _, id := range s.buf[:s.n] {
-		a.raiseOne(id)
-	}
-	for _, id := range s.more {
-		a.raiseOne(id)
-	}
+	s.wqs.each((*waitq).wake)
+	s.ids.each(a.raiseOne)
 }
 
 func (a *Argo) raiseOne(id DomainID) {

@@ -496,7 +496,7 @@ func TestSignalsSet(t *testing.T) {
 	s.remove(6)
 	s.remove(9)
 	var got []DomainID
-	for _, id := range append(s.buf[:s.n:s.n], s.more...) {
+	for _, id := range append(s.ids.buf[:s.ids.n:s.ids.n], s.ids.more...) {
 		got = append(got, id)
 	}
 	want := map[DomainID]bool{1: true, 3: true, 4: true, 5: true, 7: true}
