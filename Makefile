@@ -7,7 +7,7 @@ BIN      := bin/argovisor
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_SRC   := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all build build-race guests run test unit integration stress race bench bench-go vet fmt clean checklocks lockdep vm-fetch check-static
+.PHONY: all build build-race guests run test test-tools unit integration stress race bench bench-go vet fmt clean checklocks lockdep vm-fetch check-static
 
 all: build guests
 
@@ -39,8 +39,21 @@ run: build guests
 # the grant tables. The KVM tests run natively where /dev/kvm works, and
 # inside a QEMU/TCG VM elsewhere or with ARGOVISOR_TEST_VM=1 (test/run.sh,
 # docs/testing.md); every one of them must run.
-test: build build-race guests vet checklocks lockdep
+test: build build-race guests vet checklocks lockdep test-tools
 	GO=$(GO) ./test/run.sh
+
+# Host tools the KVM tests drive: socat (TestHostStreamSocat talks to a
+# guest through a stream socket as a Firecracker vsock user would). Taken
+# from the machine if it has it, else fetched once from Debian's registry
+# into build/tools with the one library it needs beyond the base system.
+SOCAT_LOCAL := build/tools/usr/bin/socat
+test-tools: $(if $(shell command -v socat 2>/dev/null),,$(SOCAT_LOCAL))
+
+$(SOCAT_LOCAL):
+	rm -rf build/tools && mkdir -p build/tools/debs
+	cd build/tools/debs && apt-get download socat libwrap0
+	for d in build/tools/debs/*.deb; do dpkg-deb -x $$d build/tools; done
+	test -x $@
 
 # The VM runner for the KVM tests on hosts without KVM (tools/vmtest); it
 # fetches QEMU, a kernel and busybox from Debian's registry into build/vm.
@@ -54,7 +67,7 @@ bin/checklocks: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/checklocks gvisor.dev/gvisor/tools/checklocks/cmd/checklocks
 
 checklocks: bin/checklocks
-	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/... ./memop/... ./vmm/...
+	$(GO) vet -vettool=bin/checklocks -inferred=false ./argo/... ./gnttab/... ./memop/... ./vmm/... ./hostsock/...
 
 # The Argo, grant-table and memory-reservation tests with gVisor's lock validator (order
 # inversions, unnamed nesting) and the lock-state assertions compiled in.

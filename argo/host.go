@@ -41,7 +41,8 @@ const DefaultHostMemory = 64 << 20
 // hypercall; its "guest addresses" are offsets into the host's memory.
 // Methods are safe for concurrent use (they are serialised).
 type Host struct {
-	a *Argo
+	a  *Argo
+	id DomainID // HostDomain, or the domain of a NewEndpoint
 
 	// mu serialises host operations: they share the scratch area. Lock
 	// order: before Argo's locks.
@@ -52,6 +53,11 @@ type Host struct {
 	// next is the first unallocated byte of ring memory.
 	// +checklocks:mu
 	next uint64
+	// free holds the offsets of unregistered rings' memory by page count,
+	// reused by the next ring of that size: a host that opens and closes
+	// connections for ever (the socket bridge) stays within its memory.
+	// +checklocks:mu
+	free map[uint64][]uint64
 
 	wake chan struct{}
 }
@@ -65,20 +71,43 @@ const (
 // NewHost gives domain 0 Argo state and returns its endpoint. memBytes is
 // the memory for its rings (DefaultHostMemory if 0).
 func (a *Argo) NewHost(memBytes uint64, p Policy) (*Host, error) {
-	if memBytes == 0 {
-		memBytes = DefaultHostMemory
-	}
-	memBytes = hostRingsStart + (memBytes+PageSize-1)&^(PageSize-1)
-	h := &Host{a: a, mem: make([]byte, memBytes), wake: make(chan struct{}, 1)}
-	h.mu.Lock()
-	h.next = hostRingsStart
-	h.mu.Unlock()
-	if err := a.AddDomain(HostDomain, h, p); err != nil {
+	h, err := a.newEndpoint(HostDomain, memBytes, p)
+	if err != nil {
 		return nil, err
 	}
 	a.host.Store(h)
 	return h, nil
 }
+
+// NewEndpoint is NewHost for another domain id: a domain driven by Go code
+// over Go memory, as tests use for a peer of the host without a VM. Argo
+// signals it through the signal function given to New, which should call
+// the endpoint's Signal.
+func (a *Argo) NewEndpoint(id DomainID, memBytes uint64, p Policy) (*Host, error) {
+	if id == HostDomain {
+		return nil, Errno(EINVAL)
+	}
+	return a.newEndpoint(id, memBytes, p)
+}
+
+func (a *Argo) newEndpoint(id DomainID, memBytes uint64, p Policy) (*Host, error) {
+	if memBytes == 0 {
+		memBytes = DefaultHostMemory
+	}
+	memBytes = hostRingsStart + (memBytes+PageSize-1)&^(PageSize-1)
+	h := &Host{a: a, id: id, mem: make([]byte, memBytes), wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	h.next = hostRingsStart
+	h.mu.Unlock()
+	if err := a.AddDomain(id, h, p); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Signal delivers a signal to an endpoint made by NewEndpoint (Argo
+// signals the host's own endpoint itself).
+func (h *Host) Signal() { h.signalled() }
 
 // Signals delivers one token whenever the host was signalled (a message
 // arrived in one of its rings, or space it waited for is free). Tokens
@@ -104,7 +133,7 @@ func (h *Host) Slice(gpa, n uint64) ([]byte, error) {
 // hostCaller is the Caller for host operations.
 type hostCaller struct{ h *Host }
 
-func (c hostCaller) Domain() DomainID { return HostDomain }
+func (c hostCaller) Domain() DomainID { return c.h.id }
 
 func (c hostCaller) ReadGuest(addr uint64, p []byte) error {
 	b, err := c.h.Slice(addr, uint64(len(p)))
@@ -136,6 +165,9 @@ type HostRing struct {
 	Partner DomainID
 	Len     uint32
 	base    uint64 // offset of the ring header in host memory
+	// gone is set once the ring is unregistered and its memory given back.
+	// +checklocks:h.mu
+	gone bool
 }
 
 // RegisterRing registers a ring of data length length (see RingPages) that
@@ -147,10 +179,12 @@ func (h *Host) RegisterRing(port uint32, partner DomainID, length uint32) (*Host
 		return nil, Errno(EINVAL)
 	}
 	npages := uint64(RingPages(length))
-	if h.next+npages*PageSize > uint64(len(h.mem)) {
+	base, reused := h.next, false
+	if f := h.free[npages]; len(f) > 0 {
+		base, reused = f[len(f)-1], true
+	} else if h.next+npages*PageSize > uint64(len(h.mem)) {
 		return nil, Errno(ENOMEM)
 	}
-	base := h.next
 	clear(h.mem[base : base+npages*PageSize])
 	args := h.mem[hostScratch:]
 	le.PutUint32(args[0:], port)
@@ -164,20 +198,39 @@ func (h *Host) RegisterRing(port uint32, partner DomainID, length uint32) (*Host
 	if err != nil {
 		return nil, err
 	}
-	h.next += npages * PageSize
+	if reused {
+		h.free[npages] = h.free[npages][:len(h.free[npages])-1]
+	} else {
+		h.next += npages * PageSize
+	}
 	return &HostRing{h: h, Port: port, Partner: partner, Len: length, base: base}, nil
 }
 
-// Unregister removes the ring. Its memory is not reused.
+// Unregister removes the ring and gives its memory to the next ring of its
+// size. It returns Argo's error (Errno(ENOENT) when a teardown removed the
+// ring already: its partner ended), and the memory is reused either way,
+// since Argo no longer holds it. A second call does nothing.
 func (r *HostRing) Unregister() error {
 	h := r.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if r.gone {
+		return nil
+	}
 	args := h.mem[hostScratch:]
 	le.PutUint32(args[0:], r.Port)
 	le.PutUint16(args[4:], uint16(r.Partner))
 	le.PutUint16(args[6:], 0)
 	_, err := result(h.a.Op(hostCaller{h}, OpUnregisterRing, hostScratch, 0, 0, 0))
+	if err == nil || err == Errno(ENOENT) {
+		// Gone from Argo: nothing can write the memory any more.
+		r.gone = true
+		if h.free == nil {
+			h.free = make(map[uint64][]uint64)
+		}
+		n := uint64(RingPages(r.Len))
+		h.free[n] = append(h.free[n], r.base)
+	}
 	return err
 }
 
@@ -206,6 +259,9 @@ func (r *HostRing) Recv() (Message, error) {
 	h := r.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if r.gone {
+		return Message{}, Errno(ENOENT)
+	}
 	ring := h.mem[r.base : r.base+uint64(RingPages(r.Len))*PageSize]
 	m, err := ReadMessage(ring, r.Len)
 	if err != nil {
@@ -298,7 +354,7 @@ func (h *Host) Send(dst Addr, srcPort, msgType uint32, parts ...[]byte) (int, er
 		return 0, Errno(EINVAL)
 	}
 	args := h.mem[hostScratch:]
-	encodeAddr(args[0:], Addr{Port: srcPort, Domain: HostDomain})
+	encodeAddr(args[0:], Addr{Port: srcPort, Domain: h.id})
 	encodeAddr(args[8:], dst)
 	data := uint64(hostScratch + PageSize)
 	for i, p := range parts {

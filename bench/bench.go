@@ -95,7 +95,8 @@ type spec struct {
 	pair *spec
 	// derive, if set, adds figures computed from this one's (for example
 	// a message rate from a throughput).
-	derive func(Figure) Figure
+	// The report so far is given too (nil when the figure failed).
+	derive func(Figure, *Report) Figure
 	// ratioTo names the floor; ratio computes value/floor (or a custom
 	// function of the report so far).
 	ratioTo string
@@ -159,7 +160,7 @@ func failedFigures(s spec, err error) []Figure {
 	f := mark(s)
 	out = append(out, f)
 	if s.derive != nil {
-		d := s.derive(f)
+		d := s.derive(f, nil)
 		out = append(out, Figure{Name: d.Name, Unit: d.Unit, Goal: d.Goal, Size: d.Size, Failed: why})
 	}
 	return out
@@ -243,7 +244,7 @@ func measure(o *Options, s spec, r *Report) ([]Figure, error) {
 	}
 	out = append(out, f)
 	if s.derive != nil {
-		out = append(out, s.derive(f))
+		out = append(out, s.derive(f, r))
 	}
 	return out, nil
 }

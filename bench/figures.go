@@ -114,6 +114,22 @@ func figures() []spec {
 	for _, n := range streamSizes {
 		fs = append(fs, spec{name: "peer.unix.stream." + sizeName(n), unit: "MB/s", size: n, run: unixStream(n), ratioTo: "floor.memcpy." + sizeName(n)})
 	}
+	// Argo streams (docs/streams.md): a host program through the domain's
+	// stream socket, and guest to guest.
+	fs = append(fs,
+		spec{name: "stream.guest.64KiB", unit: "MB/s", size: 64 << 10, counted: streamGuest(64 << 10), ratioTo: "argo.stream.fast.64KiB"},
+		spec{name: "stream.guest.1MiB", unit: "MB/s", size: 1 << 20, counted: streamGuest(1 << 20), ratioTo: "argo.stream.fast.1MiB"},
+		spec{name: "stream.host.rtt.64B", unit: "us", size: 64, counted: streamHostRTT(64), ratioTo: "peer.unix.pingpong.64B"},
+		spec{name: "stream.host.64KiB", unit: "MB/s", size: 64 << 10, counted: streamHost(64 << 10), ratioTo: "peer.unix.stream.64KiB"},
+		spec{name: "stream.host.1MiB", unit: "MB/s", size: 1 << 20, counted: streamHost(1 << 20), ratioTo: "peer.unix.stream.1MiB"},
+	)
+	// stream.host.1MiB once more, as a ratio to guest↔guest (the goal:
+	// within 2x), from the same runs.
+	for i := range fs {
+		if fs[i].name == "stream.host.1MiB" {
+			fs[i].derive = compareTo("stream.guest.1MiB", ".vs_guest", ">= 0.5")
+		}
+	}
 	fs = append(fs,
 		spec{name: "gnttab.map_unmap.1", unit: "us", run: gnttabOp("mapunmap", 1), ratioTo: "floor.exit_rtt", goal: "<= 3"},
 		spec{name: "gnttab.map_unmap.32", unit: "us", run: gnttabOp("batch", 32), ratioTo: "floor.exit_rtt"},
@@ -131,9 +147,25 @@ func figures() []spec {
 	return fs
 }
 
+// compareTo repeats a figure under the name suffix with its ratio to
+// another figure of the run (measured before it).
+func compareTo(other, suffix, goal string) func(Figure, *Report) Figure {
+	return func(f Figure, r *Report) Figure {
+		d := f
+		d.Name, d.Goal, d.Ratio, d.RatioTo = f.Name+suffix, goal, 0, ""
+		if r == nil {
+			return d
+		}
+		if o, ok := r.Get(other); ok && o.Median > 0 {
+			d.Ratio, d.RatioTo = f.Median/o.Median, other
+		}
+		return d
+	}
+}
+
 // messageRate turns a MB/s figure for size-byte messages into msg/s.
-func messageRate(size int) func(Figure) Figure {
-	return func(f Figure) Figure {
+func messageRate(size int) func(Figure, *Report) Figure {
+	return func(f Figure, _ *Report) Figure {
 		k := 1e6 / float64(size)
 		return Figure{Name: f.Name + ".rate", Unit: "msg/s", Median: f.Median * k, Min: f.Min * k, Max: f.Max * k, Runs: f.Runs,
 			ExitsPerMsg: f.ExitsPerMsg, IRQsPerMsg: f.IRQsPerMsg}

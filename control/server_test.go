@@ -407,7 +407,7 @@ func TestListenSocket(t *testing.T) {
 	}()
 	// A second VMM on the same path fails with a clear message and leaves
 	// the first one's socket alone.
-	if _, err := Listen(sock); !errors.Is(err, ErrSocketInUse) || !strings.Contains(err.Error(), "another VMM is already serving") {
+	if _, err := Listen(sock); !errors.Is(err, ErrSocketInUse) || !strings.Contains(err.Error(), "another process is already serving") {
 		t.Errorf("second Listen: %v", err)
 	}
 	if _, err := os.Lstat(sock); err != nil {

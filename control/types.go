@@ -3,6 +3,8 @@ package control
 import (
 	"errors"
 	"fmt"
+
+	"github.com/argovisor/argovisor/hostsock"
 )
 
 // DomainInfo is one domain as the list route shows it.
@@ -59,6 +61,15 @@ type DomainStats struct {
 	Argo        ArgoStats   `json:"argo"`
 	Gnttab      GnttabStats `json:"gnttab"`
 	Reservation MemoryStats `json:"reservation"`
+	// Stream is the domain's stream socket (docs/streams.md), absent
+	// without one.
+	Stream *StreamStats `json:"stream,omitempty"`
+}
+
+// StreamStats are a domain's stream socket and its counters.
+type StreamStats struct {
+	Socket string `json:"socket"`
+	hostsock.Stats
 }
 
 // MemoryStats are a domain's memory reservation (memory_op) and host

@@ -53,7 +53,12 @@ func Stats(d *vmm.Domain) DomainStats {
 	a := d.ArgoStats()
 	g := d.GnttabStats()
 	m := d.MemoryStats()
+	var ss *StreamStats
+	if s, ok := d.StreamStats(); ok {
+		ss = &StreamStats{Socket: d.StreamSocket(), Stats: s}
+	}
 	return DomainStats{
+		Stream:     ss,
 		DomainInfo: Info(d), Exits: st.ExitsByKind, Hypercalls: st.Hypercalls, HypercallsByOp: st.HypercallsByOp,
 		HypercallErrors: st.HypercallErrors, UnknownPorts: st.UnknownPorts, VIRQs: st.VIRQs,
 		WaitsPolled: st.WaitsPolled, WaitsSlept: st.WaitsSlept, Doorbells: st.Doorbells, DoorbellBad: st.DoorbellBad,

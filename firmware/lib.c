@@ -169,6 +169,8 @@ const char *guest_errno_name(long r)
     case 1: return "EPERM";
     case 2: return "ENOENT";
     case 3: return "ESRCH";
+    case 4: return "EINTR";
+    case 9: return "EBADF";
     case 11: return "EAGAIN";
     case 12: return "ENOMEM";
     case 13: return "EACCES";
@@ -177,11 +179,19 @@ const char *guest_errno_name(long r)
     case 17: return "EEXIST";
     case 19: return "ENODEV";
     case 22: return "EINVAL";
+    case 24: return "EMFILE";
     case 28: return "ENOSPC";
+    case 32: return "EPIPE";
     case 38: return "ENOSYS";
     case 90: return "EMSGSIZE";
     case 95: return "EOPNOTSUPP";
+    case 98: return "EADDRINUSE";
+    case 104: return "ECONNRESET";
+    case 105: return "ENOBUFS";
+    case 107: return "ENOTCONN";
+    case 110: return "ETIMEDOUT";
     case 111: return "ECONNREFUSED";
+    case 125: return "ECANCELED";
     }
     return "?";
 }

@@ -70,6 +70,18 @@ func ServeUnixSocket() Needs {
 	}}
 }
 
+// DialUnixSocket is what connecting out to Unix sockets needs (a domain's
+// stream socket dials PATH_port for a guest): socket only for AF_UNIX,
+// connect, and the calls Go's dialer makes on the new socket. Which paths
+// it reaches is not the filter's to say (seccomp cannot read the path);
+// the VMM dials only the paths its configuration names.
+func DialUnixSocket() Needs {
+	return Needs{
+		Syscalls: []uintptr{unix.SYS_CONNECT, unix.SYS_GETSOCKOPT, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME},
+		Rules:    []Rule{{Syscall: unix.SYS_SOCKET, Args: []Arg{Eq(0, unix.AF_UNIX)}}},
+	}
+}
+
 // RuntimeSyscalls are the system calls the Go runtime and the parts of the
 // standard library argovisor uses may make at any time: scheduling and
 // threads, memory, signals (preemption is SIGURG by tgkill), timers, the

@@ -192,7 +192,7 @@ func TestControlAPILifecycle(t *testing.T) {
 	if st, err := os.Lstat(p.sock); err != nil || st.Mode()&fs.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
 		t.Errorf("socket %v, %v: want a socket with mode 0600", st.Mode(), err)
 	}
-	if r := runCLI(t, "run", "--api-sock", p.sock); r.code != 2 || !strings.Contains(r.stderr, "another VMM is already serving") {
+	if r := runCLI(t, "run", "--api-sock", p.sock); r.code != 2 || !strings.Contains(r.stderr, "another process is already serving") {
 		t.Errorf("second VMM on the socket: %v", r)
 	}
 

@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"slices"
+
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/hcall"
 )
@@ -31,6 +33,10 @@ func (p ArgoPolicy) argo() argo.Policy {
 // vouches for (domain_info); a restart adds the domain with the same.
 func (c DomainConfig) argoPolicy() argo.Policy {
 	pol := c.Argo.argo()
+	if c.Stream.Path != "" && pol.SendTo != nil && !slices.Contains(pol.SendTo, argo.HostDomain) {
+		// A stream socket's domain talks to the host's bridge.
+		pol.SendTo = append(pol.SendTo, argo.HostDomain)
+	}
 	pol.Name, pol.Label = c.Name, c.Label
 	return pol
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/argo/stream"
+	"github.com/argovisor/argovisor/hostsock"
 	"github.com/argovisor/argovisor/memop"
 	"golang.org/x/sys/unix"
 )
@@ -251,6 +253,12 @@ func domainUsage(cfg DomainConfig) usage {
 	u[resMemory] = cfg.region() + uint64(cfg.Gnttab.maxFrames())*PageSize + win*PageSize
 	if !cfg.Argo.Disabled {
 		u[resMemory] += argoHeapPerDomain
+	}
+	if cfg.Stream.Path != "" {
+		// Host rings, and what each connection may hold beyond its ring
+		// (hostsock.QueueLimit, a chunk more, the reader's buffer).
+		sc := cfg.Stream.WithDefaults()
+		u[resMemory] += sc.HostMemory() + uint64(sc.MaxConns)*(hostsock.QueueLimit+2*stream.MaxChunk)
 	}
 	return u
 }

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/argovisor/argovisor/argo"
+	"github.com/argovisor/argovisor/hostsock"
 )
 
 // ErrBadConfig marks every configuration error.
@@ -58,9 +61,59 @@ type fileDomain struct {
 	RestartBackoff string         `toml:"restart_backoff" json:"restart_backoff"`
 	ConsoleLog     string         `toml:"console_log" json:"console_log"`
 	// Memory reservation (docs/grant-tables.md, "Memory reservation").
-	MaxMemory    any     `toml:"max_memory" json:"max_memory"`
-	ReportMemory bool    `toml:"report_memory" json:"report_memory"`
-	CPUs         []int64 `toml:"cpus" json:"cpus"`
+	MaxMemory    any        `toml:"max_memory" json:"max_memory"`
+	ReportMemory bool       `toml:"report_memory" json:"report_memory"`
+	CPUs         []int64    `toml:"cpus" json:"cpus"`
+	Stream       fileStream `toml:"stream" json:"stream"`
+}
+
+// fileStream is [domain.stream] (docs/streams.md).
+type fileStream struct {
+	Socket           string `toml:"socket" json:"socket"`
+	MaxConnections   *int64 `toml:"max_connections" json:"max_connections"`
+	Ring             any    `toml:"ring" json:"ring"`
+	HandshakeTimeout string `toml:"handshake_timeout" json:"handshake_timeout"`
+}
+
+// toConfig turns [domain.stream] into the socket's configuration; a
+// relative path is relative to dir, as kernel paths are.
+func (fs fileStream) toConfig(dir string) (hostsock.Config, error) {
+	var c hostsock.Config
+	if fs.Socket == "" {
+		if fs.MaxConnections != nil || fs.Ring != nil || fs.HandshakeTimeout != "" {
+			return c, errors.New("stream: socket is required with the other stream keys")
+		}
+		return c, nil
+	}
+	c.Path = fs.Socket
+	if !filepath.IsAbs(c.Path) {
+		c.Path = filepath.Join(dir, c.Path)
+	}
+	if v := fs.MaxConnections; v != nil {
+		if *v < 1 || *v > hostsock.MaxMaxConns {
+			return c, fmt.Errorf("stream.max_connections = %d, want 1..%d", *v, hostsock.MaxMaxConns)
+		}
+		c.MaxConns = int(*v)
+	}
+	if fs.Ring != nil {
+		n, err := parseMemory(fs.Ring)
+		if err != nil {
+			return c, fmt.Errorf("stream.ring: %v", err)
+		}
+		// A ring of n bytes of memory holds n-64 bytes of data.
+		if n%argo.PageSize != 0 || n < argo.PageSize || n > 16<<20 {
+			return c, fmt.Errorf("stream.ring = %d, want whole pages from 4K to 16M (e.g. \"256K\")", n)
+		}
+		c.Ring = uint32(n - 64)
+	}
+	if fs.HandshakeTimeout != "" {
+		d, err := time.ParseDuration(fs.HandshakeTimeout)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("stream.handshake_timeout = %q, want a positive duration such as \"5s\"", fs.HandshakeTimeout)
+		}
+		c.Handshake = d
+	}
+	return c, nil
 }
 
 type fileGnttab struct {
@@ -265,7 +318,11 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	if err != nil {
 		return DomainConfig{}, err
 	}
-	dc := DomainConfig{Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
+	sc, err := fd.Stream.toConfig(dir)
+	if err != nil {
+		return DomainConfig{}, err
+	}
+	dc := DomainConfig{Stream: sc, Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash), MaxMemory: maxMem, ReportMemory: fd.ReportMemory, CPUs: cpus}
 	if fd.KernelImage != nil {
 		dc.KernelData = bytes.NewReader(fd.KernelImage)
@@ -357,6 +414,9 @@ func DecodeDomainJSON(data []byte, o DomainJSONOptions) (DomainConfig, error) {
 		}
 		if fd.ConsoleLog != "" {
 			return DomainConfig{}, bad("%s: console_log is not available: this VMM runs under its seccomp filter (--seccomp=on) and cannot open %q", where, fd.ConsoleLog)
+		}
+		if fd.Stream.Socket != "" {
+			return DomainConfig{}, bad("%s: stream.socket is not available: this VMM runs under its seccomp filter (--seccomp=on) and cannot make the socket file %q; give the domain in the config file the VMM starts with", where, fd.Stream.Socket)
 		}
 	}
 	dc, err := fd.toConfig(o.Dir)
@@ -569,6 +629,14 @@ func (c DomainConfig) Validate() error {
 	if err := checkCPUs(c.CPUs); err != nil {
 		return bad("%v", err)
 	}
+	if c.Stream.Path != "" {
+		if c.Argo.Disabled {
+			return bad("a stream socket needs Argo (argo.enabled = false)")
+		}
+		if err := c.Stream.WithDefaults().Validate(); err != nil {
+			return bad("%v", err)
+		}
+	}
 	return nil
 }
 
@@ -584,6 +652,8 @@ var keyExamples = map[string]string{
 	"on_crash": `on_crash = "preserve"`, "restart_limit": "restart_limit = 5",
 	"restart_backoff": `restart_backoff = "2s"`, "console_log": `console_log = "ping.log"`,
 	"params": `[domain.params] with key = "value" lines`, "cpus": "cpus = [0, 1]", "argo": "[domain.argo]", "gnttab": "[domain.gnttab]",
+	"stream": "[domain.stream]", "socket": `socket = "/tmp/echo.sock"`, "max_connections": "max_connections = 64",
+	"ring": `ring = "256K"`, "handshake_timeout": `handshake_timeout = "5s"`,
 }
 
 // explainTOML turns the TOML decoder's type errors, which name Go types,

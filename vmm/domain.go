@@ -12,6 +12,7 @@ import (
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/hostsock"
 	"github.com/argovisor/argovisor/kvm"
 	"github.com/argovisor/argovisor/memop"
 )
@@ -66,6 +67,11 @@ type DomainConfig struct {
 	// placement"); a domain that must not slow others down goes on CPUs
 	// of its own.
 	CPUs []int
+	// Stream, if Stream.Path is set, gives the domain a Unix socket that
+	// speaks Firecracker's vsock convention to Argo streams
+	// (docs/streams.md; config: [domain.stream]). Such a domain may
+	// always send to the host (domain 0), even with a SendTo list.
+	Stream hostsock.Config
 }
 
 // GnttabConfig is a domain's [domain.gnttab] configuration.
@@ -178,6 +184,9 @@ type Domain struct {
 	// consoleLog is the open ConsoleLog file, nil without one. Its writes
 	// are serialised by VMM.outMu.
 	consoleLog *os.File
+	// stream is the domain's stream socket, nil without one. Set by
+	// newDomain, closed by release.
+	stream *hostsock.Socket
 
 	// releaseMu guards the instance pointer against a restart's swap and
 	// the instance's freed flag. Interrupt injection holds it for reading
@@ -272,6 +281,16 @@ func (v *VMM) newDomain(id uint16, cfg DomainConfig) (_ *Domain, err error) {
 			d.instance.free(d)
 			d.giveBudget()
 			return nil, fmt.Errorf("domain %q: console log: %w", cfg.Name, err)
+		}
+	}
+	if cfg.Stream.Path != "" {
+		if d.stream, err = v.listenStream(argo.DomainID(id), cfg.Stream); err != nil {
+			if d.consoleLog != nil {
+				d.consoleLog.Close()
+			}
+			d.instance.free(d)
+			d.giveBudget()
+			return nil, fmt.Errorf("domain %q: %w", cfg.Name, err)
 		}
 	}
 	return d, nil
@@ -696,6 +715,11 @@ func (d *Domain) release() error {
 		d.vmm.gnttab.RemoveDomain(gnttab.DomainID(d.id))
 		d.vmm.memop.RemoveDomain(memop.DomainID(d.id))
 		err = d.instance.free(d)
+		if d.stream != nil {
+			if serr := d.stream.Close(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
 		d.giveBudget()
 		if d.consoleLog != nil {
 			d.vmm.outMu.Lock()

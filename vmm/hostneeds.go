@@ -99,6 +99,12 @@ func (c DomainConfig) Descriptors() uint64 {
 	if c.ConsoleLog != "" {
 		n++ // the console log file, open for the domain's life
 	}
+	if c.Stream.Path != "" {
+		// The listening socket, and two per connection at most (a
+		// guest→host connection's dialled socket and, while it is made,
+		// none other; a host→guest one is the accepted socket).
+		n += 1 + 2*uint64(c.Stream.WithDefaults().MaxConns)
+	}
 	return n
 }
 

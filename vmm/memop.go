@@ -137,6 +137,13 @@ func (v *VMM) addInstance(d *Domain, inst *instance) error {
 	if err := v.argo.AddDomain(argo.DomainID(d.id), inst.phys, d.cfg.argoPolicy()); err != nil {
 		return err
 	}
+	if d.stream != nil {
+		// The host's control ring for the domain: Argo has just
+		// (re)made the domain, and a teardown removed the last one.
+		if err := d.stream.Up(); err != nil {
+			return err
+		}
+	}
 	return v.gnttab.AddDomain(gnttab.DomainID(d.id), inst.phys, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
 }
 

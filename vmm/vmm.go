@@ -12,6 +12,7 @@ import (
 
 	"github.com/argovisor/argovisor/argo"
 	"github.com/argovisor/argovisor/gnttab"
+	"github.com/argovisor/argovisor/hostsock"
 	"github.com/argovisor/argovisor/kvm"
 	"github.com/argovisor/argovisor/memop"
 	"golang.org/x/sys/unix"
@@ -109,6 +110,16 @@ type VMM struct {
 
 	// outMu serialises console and trace output. Leaf lock.
 	outMu sync.Mutex
+
+	// streamMu guards bridge and keepSocketFiles. Lock order: before the
+	// bridge's locks.
+	streamMu sync.Mutex
+	// bridge is the host's stream endpoint, made for the first domain
+	// with a stream socket (it owns Argo's host endpoint).
+	bridge *hostsock.Bridge
+	// keepSocketFiles: stream sockets made from now on stay as files at
+	// close (KeepSocketFiles).
+	keepSocketFiles bool
 
 	// restartHook, set only by tests before any domain starts, runs in a
 	// restart once the new instance has replaced the old one, before it
@@ -359,6 +370,10 @@ func (v *VMM) domainStopped(d *Domain, r Result) {
 	v.argo.Teardown(argo.DomainID(d.id))
 	v.gnttab.DomainDied(gnttab.DomainID(d.id))
 	v.memop.DomainDied(memop.DomainID(d.id))
+	if d.stream != nil {
+		// Its connections close: the host side sees them end.
+		d.stream.Down()
+	}
 	// Reported when it happens, not when the last domain ends.
 	attrs := []any{"domain", d.cfg.Name, "id", d.id, "result", r.String()}
 	switch {
@@ -411,6 +426,12 @@ func (v *VMM) Close() error {
 	if statm != nil {
 		statm.Close()
 	}
+	v.streamMu.Lock()
+	if v.bridge != nil {
+		v.bridge.Close()
+		v.bridge = nil
+	}
+	v.streamMu.Unlock()
 	if err := v.sys.Close(); err != nil {
 		errs = append(errs, err)
 	}

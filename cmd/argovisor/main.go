@@ -374,11 +374,28 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		sb.MaxFiles = vmm.DescriptorBudget(cfg.Domains)
 	}
+	if hasStreamSocket(cfg) {
+		// Serving each stream socket, and dialling PATH_port for guests
+		// that connect to the host (docs/streams.md).
+		sb.Needs = sb.Needs.Add(sandbox.ServeUnixSocket()).Add(sandbox.DialUnixSocket())
+	}
 	if _, err := sandbox.EnsureFileLimit(vmm.DescriptorBudget(cfg.Domains)); err != nil {
 		fmt.Fprintf(stderr, "argovisor: %v\n", err)
 		return exitUsage
 	}
 	return runVMM(cfg, o, sb, sigs, stdout, stderr)
+}
+
+// hasStreamSocket reports whether a domain of cfg has a stream socket.
+// Domains created through the API under the filter cannot have one
+// (DecodeDomainJSON refuses it), so the config file decides.
+func hasStreamSocket(cfg *vmm.Config) bool {
+	for _, d := range cfg.Domains {
+		if d.Stream.Path != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // buildSettings are the running binary's build settings (nil if unknown).
@@ -529,6 +546,11 @@ create:
 		// time zone first: slog formats times with it, and the file it
 		// comes from could not be opened afterwards.
 		_ = time.Local.String()
+		if sb.Seccomp != sandbox.SeccompOff {
+			// Under the filter a socket file cannot be unlinked at exit;
+			// it stays, stale, and the next run replaces it.
+			v.KeepSocketFiles()
+		}
 		if err := sandbox.Lockdown(sb); err != nil {
 			fmt.Fprintf(stderr, "argovisor: %v\n", err)
 			return exitUsage
