@@ -22,6 +22,9 @@ type collector struct {
 
 	gntMaps, gntUnmaps, gntCopies, gntCopyBytes *prometheus.Desc
 	gntRevoked, gntMapped, gntErrors            *prometheus.Desc
+
+	streamActive, streamConns, streamRefused, streamResets *prometheus.Desc
+	streamBadInput, streamDropped, streamBytes             *prometheus.Desc
 }
 
 func newCollector(b Backend) *collector {
@@ -59,13 +62,22 @@ func newCollector(b Backend) *collector {
 		gntRevoked:   d("gnttab_revoked_total", "This domain's mappings revoked (granter died or policy)."),
 		gntMapped:    d("gnttab_mapped", "Live grant mappings now."),
 		gntErrors:    d("gnttab_errors_total", "Failed grant-table elements and calls, by GNTST status or errno name.", "error"),
+		streamActive: d("stream_connections", "Connections of the domain's stream socket open now."),
+		streamConns: d("stream_connections_total",
+			"Stream connections made: from the host to the guest (host_to_guest) and from the guest to PATH_port (guest_to_host).", "direction"),
+		streamRefused:  d("stream_refused_total", "Stream connections refused (no listener, nobody at PATH_port, over budget, not running, not accepted in time)."),
+		streamResets:   d("stream_resets_total", "Stream connections ended by a reset from either side."),
+		streamBadInput: d("stream_bad_input_total", "Handshake lines on the stream socket that were not a CONNECT."),
+		streamDropped:  d("stream_dropped_total", "Malformed or misdirected stream messages from the guest, dropped."),
+		streamBytes:    d("stream_bytes_total", "Stream bytes to the guest and from it.", "direction"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.vcpus, c.memory, c.uptime, c.restarts, c.exits, c.hypercalls,
 		c.hcErrors, c.virqs, c.argoMsgs, c.argoBytes, c.argoEAGAIN, c.argoNotifies, c.argoWakeups, c.argoErrors,
-		c.argoRings, c.argoSuppressed, c.argoWaits, c.memPages, c.memBacking, c.memMoves, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors} {
+		c.argoRings, c.argoSuppressed, c.argoWaits, c.memPages, c.memBacking, c.memMoves, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors,
+		c.streamActive, c.streamConns, c.streamRefused, c.streamResets, c.streamBadInput, c.streamDropped, c.streamBytes} {
 		ch <- d
 	}
 }
@@ -123,5 +135,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.gntMapped, float64(g.Mapped))
 		byLabel(c.gntErrors, g.ErrorsByStatus)
 		byLabel(c.gntErrors, g.ErrorsByErrno)
+		if st := s.Stream; st != nil {
+			gauge(c.streamActive, float64(st.Active))
+			for _, m := range []struct {
+				d     *prometheus.Desc
+				v     uint64
+				label []string
+			}{
+				{c.streamConns, st.HostIn, []string{"host_to_guest"}}, {c.streamConns, st.HostOut, []string{"guest_to_host"}},
+				{c.streamRefused, st.Refused, nil}, {c.streamResets, st.Resets, nil}, {c.streamBadInput, st.BadInput, nil},
+				{c.streamDropped, st.Dropped, nil},
+				{c.streamBytes, st.BytesToGuest, []string{"to_guest"}}, {c.streamBytes, st.BytesFromGuest, []string{"from_guest"}},
+			} {
+				counter(m.d, m.v, m.label...)
+			}
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/argovisor/argovisor/hostsock"
 	"github.com/argovisor/argovisor/vmm"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -271,6 +272,8 @@ func TestMetrics(t *testing.T) {
 			ErrorsByStatus: map[string]uint64{"GNTST_bad_gntref": 2}, ErrorsByErrno: map[string]uint64{"EFAULT": 1}},
 		Reservation: MemoryStats{CurrentPages: 2048, MaxPages: 4096, BackingBytes: 5 << 20, Decreased: 21,
 			Populated: 20, TransfersOut: 3, TransfersIn: 4},
+		Stream: &StreamStats{Socket: "/tmp/p.sock", Stats: hostsock.Stats{Active: 2, HostIn: 5, HostOut: 1, Refused: 3,
+			Resets: 4, BadInput: 6, Dropped: 7, BytesToGuest: 1000, BytesFromGuest: 900}},
 	}}}
 	_, c, _ := serve(t, fb)
 	text, err := c.Metrics(context.Background())
@@ -339,6 +342,15 @@ func TestMetrics(t *testing.T) {
 		{"argovisor_memory_frames_total", []string{"kind", "populated"}, 20},
 		{"argovisor_memory_frames_total", []string{"kind", "transferred_out"}, 3},
 		{"argovisor_memory_frames_total", []string{"kind", "transferred_in"}, 4},
+		{"argovisor_stream_connections", nil, 2},
+		{"argovisor_stream_connections_total", []string{"direction", "host_to_guest"}, 5},
+		{"argovisor_stream_connections_total", []string{"direction", "guest_to_host"}, 1},
+		{"argovisor_stream_refused_total", nil, 3},
+		{"argovisor_stream_resets_total", nil, 4},
+		{"argovisor_stream_bad_input_total", nil, 6},
+		{"argovisor_stream_dropped_total", nil, 7},
+		{"argovisor_stream_bytes_total", []string{"direction", "to_guest"}, 1000},
+		{"argovisor_stream_bytes_total", []string{"direction", "from_guest"}, 900},
 		{"argovisor_gnttab_maps_total", nil, 7},
 		{"argovisor_gnttab_unmaps_total", nil, 6},
 		{"argovisor_gnttab_copies_total", nil, 2},

@@ -30,6 +30,8 @@ const (
 	ctrlRingLen = 4096 - 64
 	// maxLine is the longest handshake line, newline included.
 	maxLine = 32
+	// lineBuf is the buffer of a Unix connection's reader.
+	lineBuf = 4096
 )
 
 // Config is one domain's socket.
@@ -77,11 +79,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// HostMemory is the host ring memory the connections of c can use at
-// once, which the VMM reserves from its budget with QueueLimit per
-// connection on top.
-func (c Config) HostMemory() uint64 {
-	return uint64(c.MaxConns)*uint64(argo.RingPages(c.Ring))*argo.PageSize + ctrlPages*argo.PageSize
+// Memory is the most host memory the socket's connections can hold at
+// once, which the VMM reserves from its budget. Per connection: its host
+// ring; the queue for the Unix peer (QueueLimit, and one message more of
+// at most a ring); what is left in the ring when the guest goes, copied
+// out at once (a ring); the reader's chunk buffer and line buffer; and
+// the handshakes in progress (as many as connections) with their line
+// buffers. Plus the control ring.
+func (c Config) Memory() uint64 {
+	ring := uint64(argo.RingPages(c.Ring)) * argo.PageSize
+	perConn := ring + QueueLimit + 2*uint64(c.Ring) + stream.MaxChunk + 2*lineBuf
+	return uint64(c.MaxConns)*perConn + ctrlPages*argo.PageSize
 }
 
 var ctrlPages = uint64(argo.RingPages(ctrlRingLen))
@@ -277,6 +285,14 @@ func (b *Bridge) send(dom argo.DomainID, from, to, typ uint32, payload []byte, d
 }
 
 var errClosed = errors.New("connection closed")
+
+// trySend sends one message without waiting for space: for refusals and
+// resets to a guest that may never drain, which must cost the VMM nothing
+// (no goroutine waits for it). A message that does not fit is dropped; the
+// guest's own timeout, or its next send, tells it.
+func (b *Bridge) trySend(dom argo.DomainID, from, to, typ uint32, payload []byte) {
+	b.h.Send(argo.Addr{Domain: dom, Port: to}, from, typ, payload)
+}
 
 // Listen makes domain dom's socket at cfg.Path (mode 0600) and starts
 // taking connections; until Up they are answered "ERR domain not

@@ -74,7 +74,10 @@ func newConn(s *Socket, uc net.Conn) *conn {
 func (c *conn) setUnix(uc net.Conn) {
 	c.mu.Lock()
 	c.uc = uc
-	c.rd = bufio.NewReaderSize(uc, stream.MaxChunk)
+	// Small: the handshake line is read byte by byte, and the data
+	// phase's reads, at least this large, bypass the buffer once the
+	// bytes after the line are used up.
+	c.rd = bufio.NewReaderSize(uc, lineBuf)
 	c.mu.Unlock()
 }
 
@@ -85,9 +88,14 @@ func (c *conn) fail(msg string) {
 		close(c.dead)
 		c.mu.Lock()
 		c.ended = true
-		ring := c.ring
+		ring, peer := c.ring, c.peerPort
 		c.mu.Unlock()
 		errLine(c.uc, msg)
+		if peer != 0 {
+			// The ACCEPT came as the time ran out: the guest's side must
+			// not wait for a connection that is gone.
+			c.s.b.trySend(c.s.dom, c.port, peer, stream.MsgReset, stream.Reset(stream.ReasonTimedOut))
+		}
 		c.cleanup(ring)
 	})
 }
@@ -184,17 +192,18 @@ func (c *conn) run() {
 }
 
 // peerGone handles a send the guest's ring refused for good: it was
-// unregistered (the guest closed) or its domain ended. After a graceful
-// close — FIN, then the ring went — what the guest sent before its FIN is
-// still written out and the connection ends as closed; without a FIN it
-// is a reset.
+// unregistered (the guest closed) or its domain ended. Either way what
+// the guest sent before is still written out: after a graceful close —
+// FIN, then the ring went — the connection then ends as closed; without a
+// FIN (a guest that ended, or whose teardown came before Down) it is
+// closed once the writer is done, as domainGone does.
 func (c *conn) peerGone() {
 	select {
 	case <-c.dead: // aborted meanwhile
 		return
 	default:
 	}
-	c.drain() // the FIN may still be in our ring
+	c.drainAll() // the FIN, if any, is within one ring's worth
 	c.mu.Lock()
 	graceful, gone := c.gotFin, c.gone
 	if graceful {
@@ -203,11 +212,11 @@ func (c *conn) peerGone() {
 	c.mu.Unlock()
 	switch {
 	case gone:
-		// The domain ended: the writer writes what it sent, then closes.
+		// domainGone has seen to it.
 	case graceful:
 		c.finishIfDone()
 	default:
-		c.abort(false)
+		c.domainGone()
 	}
 }
 
@@ -225,8 +234,18 @@ func (c *conn) domainGone() {
 	c.drainAll()
 	c.mu.Lock()
 	c.gone = true
+	writerDone := c.wroteFin // it wrote the guest's FIN and returned
 	c.cond.Broadcast()
+	uc := c.uc
 	c.mu.Unlock()
+	if writerDone {
+		c.abort(false)
+		return
+	}
+	// Bounds a write in progress too, and whatever else keeps the
+	// connection: it ends by then at the latest.
+	uc.SetWriteDeadline(time.Now().Add(c.s.cfg.Handshake))
+	time.AfterFunc(c.s.cfg.Handshake+time.Second, func() { c.abort(false) })
 }
 
 // writer writes the guest's data to the Unix side.
@@ -279,7 +298,12 @@ func (c *conn) writer() {
 			}
 			c.mu.Lock()
 			c.wroteFin = true
+			gone = c.gone
 			c.mu.Unlock()
+			if gone {
+				c.abort(false)
+				return
+			}
 			c.finishIfDone()
 			return
 		}
@@ -307,7 +331,7 @@ func (c *conn) drainLimit(limit int) {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 	c.mu.Lock()
-	ring, peer := c.ring, c.peerPort
+	ring := c.ring
 	c.mu.Unlock()
 	if ring == nil {
 		return
@@ -315,7 +339,7 @@ func (c *conn) drainLimit(limit int) {
 	dom := c.s.dom
 	for {
 		c.mu.Lock()
-		if c.ended || c.gotFin {
+		if c.ended {
 			c.mu.Unlock()
 			return
 		}
@@ -324,12 +348,16 @@ func (c *conn) drainLimit(limit int) {
 			c.mu.Unlock()
 			return
 		}
+		// Read each time: serveGuest sets it once the ring is there.
+		peer, fin := c.peerPort, c.gotFin
 		c.mu.Unlock()
 		m, err := ring.Recv()
 		if err != nil {
 			if errors.Is(err, argo.Errno(argo.EINVAL)) {
-				c.s.stats.dropped.Add(1) // malformed: Recv emptied the ring
-				continue
+				// A malformed message (Recv emptied the ring). Only the
+				// VMM writes a host ring, so this is not expected; the
+				// next signal looks again.
+				c.s.stats.dropped.Add(1)
 			}
 			return // empty, or gone
 		}
@@ -369,7 +397,7 @@ func (c *conn) drainLimit(limit int) {
 		}
 		switch m.Type {
 		case stream.MsgData:
-			if len(m.Data) == 0 {
+			if len(m.Data) == 0 || fin { // nothing may follow a FIN but a RESET
 				c.s.stats.dropped.Add(1)
 				continue
 			}
@@ -384,12 +412,11 @@ func (c *conn) drainLimit(limit int) {
 				c.s.stats.dropped.Add(1)
 				continue
 			}
-			if flags&stream.ShutFin != 0 {
+			if flags&stream.ShutFin != 0 && !fin {
 				c.mu.Lock()
 				c.gotFin = true
 				c.cond.Broadcast()
 				c.mu.Unlock()
-				return
 			}
 		case stream.MsgReset:
 			if _, err := stream.ParseReset(m.Data); err != nil {

@@ -26,6 +26,7 @@ const guestDom argo.DomainID = 1
 
 type env struct {
 	t    *testing.T
+	a    *argo.Argo
 	b    *Bridge
 	s    *Socket
 	g    *argo.Host
@@ -70,7 +71,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err := s.Up(); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, b: b, s: s, g: g, path: cfg.Path}
+	e := &env{t: t, a: a, b: b, s: s, g: g, path: cfg.Path}
 	t.Cleanup(func() {
 		s.Close()
 		b.Close()

@@ -39,6 +39,11 @@ type Socket struct {
 	// closed is set by Close: no new connections.
 	// +checklocks:mu
 	closed bool
+	// handshakes counts Unix connections still sending their CONNECT
+	// line, at most MaxConns: they hold a descriptor and a goroutine
+	// before they count against conns.
+	// +checklocks:mu
+	handshakes int
 
 	stats counters
 }
@@ -90,6 +95,13 @@ func (s *Socket) KeepFile() { s.l.KeepFile() }
 // Up is called once the domain's instance is in Argo: the host registers
 // its control ring for the domain and connections are served.
 func (s *Socket) Up() error {
+	s.mu.Lock()
+	old := s.ctrl
+	s.ctrl = nil
+	s.mu.Unlock()
+	if old != nil {
+		old.Unregister() // a Down that never came (a failed restart)
+	}
 	r, err := s.b.h.RegisterRing(stream.CtrlPort, s.dom, ctrlRingLen)
 	if err != nil {
 		return fmt.Errorf("stream socket %s: host control ring: %w", s.cfg.Path, err)
@@ -173,8 +185,26 @@ func (s *Socket) acceptLoop() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		s.mu.Lock()
+		ok := s.handshakes < s.cfg.MaxConns
+		if ok {
+			s.handshakes++
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.stats.refused.Add(1)
+			errLine(uc, "too many connections")
+			continue
+		}
 		go s.serveHost(uc)
 	}
+}
+
+// handshakeOver gives back a handshake's place.
+func (s *Socket) handshakeOver() {
+	s.mu.Lock()
+	s.handshakes--
+	s.mu.Unlock()
 }
 
 // errLine writes an error line and closes the connection.
@@ -229,6 +259,7 @@ func (s *Socket) serveHost(uc net.Conn) {
 	deadline := time.Now().Add(s.cfg.Handshake)
 	uc.SetReadDeadline(deadline)
 	line, err := readLine(c.rd)
+	s.handshakeOver()
 	if err != nil {
 		var ne net.Error
 		switch {
@@ -264,7 +295,11 @@ func (s *Socket) serveHost(uc net.Conn) {
 	req := stream.Connect{Port: port, RingLen: s.cfg.Ring}.Marshal()
 	if err := s.b.send(s.dom, c.port, stream.CtrlPort, stream.MsgConnect, req, deadline, c.dead); err != nil {
 		s.stats.refused.Add(1)
-		c.fail("connection refused")
+		if errors.Is(err, argo.Errno(argo.EAGAIN)) {
+			c.fail("timeout") // the guest's control ring stayed full
+		} else {
+			c.fail("connection refused")
+		}
 		return
 	}
 	t := time.NewTimer(time.Until(deadline))
@@ -306,9 +341,8 @@ func (s *Socket) drainCtrl() {
 	for {
 		m, err := ctrl.Recv()
 		if err != nil {
-			if !errors.Is(err, argo.Errno(argo.EAGAIN)) && !errors.Is(err, argo.Errno(argo.ENOENT)) {
-				s.stats.dropped.Add(1) // a malformed ring: Recv emptied it
-				continue
+			if errors.Is(err, argo.Errno(argo.EINVAL)) {
+				s.stats.dropped.Add(1) // malformed: see conn.drainLimit
 			}
 			return
 		}
@@ -318,25 +352,29 @@ func (s *Socket) drainCtrl() {
 			s.stats.dropped.Add(1)
 			continue
 		}
-		go s.serveGuest(m.Source.Port, req)
+		// The budget first, here: a guest's CONNECTs never make more
+		// goroutines than it has connection slots.
+		c := newConn(s, nil)
+		if ok, _ := s.reserve(c); !ok {
+			s.stats.refused.Add(1)
+			s.b.trySend(s.dom, stream.CtrlPort, m.Source.Port, stream.MsgReset, stream.Reset(stream.ReasonNoBufs))
+			continue
+		}
+		go s.serveGuest(c, m.Source.Port, req)
 	}
 }
 
-// serveGuest connects a guest's CONNECT to PATH_port.
-func (s *Socket) serveGuest(guestPort uint32, req stream.Connect) {
+// serveGuest connects a guest's CONNECT to PATH_port; c holds the
+// connection's budget slot.
+func (s *Socket) serveGuest(c *conn, guestPort uint32, req stream.Connect) {
 	deadline := time.Now().Add(s.cfg.Handshake)
 	refuse := func(reason uint32) {
 		s.stats.refused.Add(1)
-		s.b.send(s.dom, stream.CtrlPort, guestPort, stream.MsgReset, stream.Reset(reason), deadline, nil)
-	}
-	c := newConn(s, nil)
-	if ok, _ := s.reserve(c); !ok {
-		refuse(stream.ReasonNoBufs)
-		return
+		s.b.trySend(s.dom, stream.CtrlPort, guestPort, stream.MsgReset, stream.Reset(reason))
+		s.release(c)
 	}
 	uc, err := net.DialTimeout("unix", fmt.Sprintf("%s_%d", s.cfg.Path, req.Port), s.cfg.Handshake)
 	if err != nil {
-		s.release(c)
 		refuse(stream.ReasonRefused)
 		return
 	}
@@ -347,15 +385,16 @@ func (s *Socket) serveGuest(guestPort uint32, req stream.Connect) {
 		return
 	default:
 	}
+	// Known before the pump can see the ring: the guest's DATA may
+	// follow the ACCEPT at once.
+	c.mu.Lock()
+	c.peerPort, c.peerRing = guestPort, req.RingLen
+	c.mu.Unlock()
 	if err := s.b.registerConn(c); err != nil {
-		s.release(c)
 		uc.Close()
 		refuse(stream.ReasonNoBufs)
 		return
 	}
-	c.mu.Lock()
-	c.peerPort, c.peerRing = guestPort, req.RingLen
-	c.mu.Unlock()
 	acc := stream.Accept{RingLen: s.cfg.Ring}.Marshal()
 	if err := s.b.send(s.dom, c.port, guestPort, stream.MsgAccept, acc, deadline, c.dead); err != nil {
 		c.abort(false) // the guest gave up (its ring is gone) or never drained

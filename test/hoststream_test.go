@@ -295,8 +295,13 @@ func TestHostStreamHostClose(t *testing.T) {
 	if code := proc.wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("exit %d:\n%s\n%s", code, proc.stdout.String(), proc.stderr.String())
 	}
-	if !strings.Contains(proc.stdout.String(), "streamecho: served 2 connections") {
-		t.Fatalf("stdout:\n%s", proc.stdout.String())
+	out := proc.stdout.String()
+	if !strings.Contains(out, "streamecho: served 2 connections") {
+		t.Fatalf("stdout:\n%s", out)
+	}
+	// The summary counts both, and the first one's reset.
+	if !strings.Contains(out, "argovisor: echo stream: socket="+sock+" connections=2 in/0 out refused=0 resets=1 ") {
+		t.Fatalf("no stream summary line with 2 connections and 1 reset:\n%s", out)
 	}
 }
 

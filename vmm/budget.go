@@ -14,8 +14,6 @@ import (
 	"sync"
 
 	"github.com/argovisor/argovisor/argo"
-	"github.com/argovisor/argovisor/argo/stream"
-	"github.com/argovisor/argovisor/hostsock"
 	"github.com/argovisor/argovisor/memop"
 	"golang.org/x/sys/unix"
 )
@@ -255,10 +253,8 @@ func domainUsage(cfg DomainConfig) usage {
 		u[resMemory] += argoHeapPerDomain
 	}
 	if cfg.Stream.Path != "" {
-		// Host rings, and what each connection may hold beyond its ring
-		// (hostsock.QueueLimit, a chunk more, the reader's buffer).
-		sc := cfg.Stream.WithDefaults()
-		u[resMemory] += sc.HostMemory() + uint64(sc.MaxConns)*(hostsock.QueueLimit+2*stream.MaxChunk)
+		// Host rings and what each connection may hold beside them.
+		u[resMemory] += cfg.Stream.WithDefaults().Memory()
 	}
 	return u
 }

@@ -144,7 +144,11 @@ func (v *VMM) addInstance(d *Domain, inst *instance) error {
 			return err
 		}
 	}
-	return v.gnttab.AddDomain(gnttab.DomainID(d.id), inst.phys, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
+	err = v.gnttab.AddDomain(gnttab.DomainID(d.id), inst.phys, inst.gtab.Bytes(), GrantTableGPA, d.cfg.Gnttab.gnttab())
+	if err != nil && d.stream != nil {
+		d.stream.Down() // not running after all
+	}
+	return err
 }
 
 // gnttabFrames implements gnttab.Frames over memop. GrantTables calls it

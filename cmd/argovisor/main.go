@@ -778,6 +778,10 @@ func printSummary(w io.Writer, d *vmm.Domain, r vmm.Result) {
 		fmt.Fprintf(w, "argovisor: %s argo: registers=%d out=%d msgs/%d B in=%d msgs/%d B eagain=%d notifies=%d space-wakeups=%d errors=%s\n",
 			d.Name(), st.Registers, st.MsgsOut, st.BytesOut, st.MsgsIn, st.BytesIn, st.EAGAINs, st.Notifies, st.Signals, countsText(st.Errors, st.ErrorsByErrno.ByName()))
 	}
+	if st, ok := d.StreamStats(); ok {
+		fmt.Fprintf(w, "argovisor: %s stream: socket=%s connections=%d in/%d out refused=%d resets=%d bad-input=%d dropped=%d to-guest=%d B from-guest=%d B\n",
+			d.Name(), d.StreamSocket(), st.HostIn, st.HostOut, st.Refused, st.Resets, st.BadInput, st.Dropped, st.BytesToGuest, st.BytesFromGuest)
+	}
 }
 
 // countsText renders an error total with its split: "0", or
