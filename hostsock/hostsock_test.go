@@ -475,63 +475,15 @@ func TestConfig(t *testing.T) {
 // reaches the host program, then the connection closes.
 func TestDomainDownDeliversSent(t *testing.T) {
 	e := newEnv(t, Config{})
-	l, err := net.Listen("unix", e.path+"_6000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		b, err := io.ReadAll(c)
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		got <- string(b)
-	}()
-	g := e.g
 	const port = stream.FirstConnPort
-	r, err := g.RegisterRing(port, argo.HostDomain, 4096-64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Send(argo.Addr{Domain: argo.HostDomain, Port: stream.CtrlPort}, port, stream.MsgConnect, stream.Connect{Port: 6000, RingLen: r.Len}.Marshal())
-	var acc argo.Message
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if acc, err = r.Recv(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no ACCEPT")
-		}
-		select {
-		case <-g.Signals():
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	peer := argo.Addr{Domain: argo.HostDomain, Port: acc.Source.Port}
-	want := ""
+	_, peer, uc := e.guestConnect(t, port)
+	want := 0
 	for i := range 40 {
-		s := strings.Repeat(string(rune('a'+i%26)), 1000)
-		if _, err := g.Send(peer, port, stream.MsgData, []byte(s)); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
-		want += s
+		e.gsend(t, port, peer, stream.MsgData, bytes.Repeat([]byte{byte('a' + i%26)}, 1000))
+		want += 1000
 	}
 	e.s.Down() // at once: most of it is still in the host's ring
-	select {
-	case s := <-got:
-		if s != want {
-			t.Fatalf("the host program read %d bytes, want %d", len(s), len(want))
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the connection stayed open")
+	if n := readAllLen(t, uc); n != want {
+		t.Fatalf("the host program read %d bytes, want %d", n, want)
 	}
 }

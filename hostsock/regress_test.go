@@ -124,6 +124,16 @@ func (e *env) fillQueue(t *testing.T, port uint32, peer argo.Addr) int {
 	return sent
 }
 
+// stuckConn is an env with one guest→host connection whose host program
+// does not read: the bridge's writer blocked, its queue full.
+func stuckConn(t *testing.T) *env {
+	e := newEnv(t, Config{Handshake: 500 * time.Millisecond})
+	const port = stream.FirstConnPort
+	_, peer, _ := e.guestConnect(t, port)
+	e.fillQueue(t, port, peer)
+	return e
+}
+
 func readAllLen(t *testing.T, uc net.Conn) int {
 	t.Helper()
 	uc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -162,10 +172,7 @@ func TestDownAfterFinCloses(t *testing.T) {
 // The domain ended while the writer was blocked on a host program that
 // does not read: the connection still ends, after the write's deadline.
 func TestDownWithBlockedWriterCloses(t *testing.T) {
-	e := newEnv(t, Config{Handshake: 500 * time.Millisecond})
-	const port = stream.FirstConnPort
-	_, peer, _ := e.guestConnect(t, port)
-	e.fillQueue(t, port, peer)
+	e := stuckConn(t)
 	e.s.Down()
 	e.waitIdle(t, 5*time.Second)
 }
@@ -273,10 +280,7 @@ func TestIdleHandshakesBounded(t *testing.T) {
 
 // Closing the socket ends every goroutine of its connections.
 func TestCloseEndsGoroutines(t *testing.T) {
-	e := newEnv(t, Config{Handshake: 500 * time.Millisecond})
-	const port = stream.FirstConnPort
-	_, peer, _ := e.guestConnect(t, port)
-	e.fillQueue(t, port, peer)
+	e := stuckConn(t)
 	e.s.Down()
 	e.s.Close()
 	buf := make([]byte, 1<<20)
