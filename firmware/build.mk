@@ -28,10 +28,17 @@ GUEST_LDFLAGS ?= -nostdlib -static -no-pie -Wl,--build-id=none \
 GUEST_FW_DIR   := build/firmware
 GUEST_ELF_DIR  := build/guests
 
-GUEST_FW_C     := $(wildcard firmware/*.c)
+# Optional firmware modules go into an archive linked after the program,
+# so a guest carries one only if it calls it: the stream SDK is 11 KB of
+# code and 13 KB of tables (and its debug information is part of the
+# image the VMM keeps for every domain).
+GUEST_FW_OPT_C := firmware/argo_stream.c
+GUEST_FW_C     := $(filter-out $(GUEST_FW_OPT_C),$(wildcard firmware/*.c))
 GUEST_FW_S     := $(wildcard firmware/*.S)
 GUEST_FW_OBJS  := $(patsubst firmware/%.c,$(GUEST_FW_DIR)/%.o,$(GUEST_FW_C)) \
                   $(patsubst firmware/%.S,$(GUEST_FW_DIR)/%.S.o,$(GUEST_FW_S))
+GUEST_FW_OPT_OBJS := $(patsubst firmware/%.c,$(GUEST_FW_DIR)/%.o,$(GUEST_FW_OPT_C))
+GUEST_FW_LIB   := $(GUEST_FW_DIR)/libargovisor-opt.a
 GUEST_HEADERS  := $(wildcard guest/include/*.h firmware/*.h guest/examples/*.h guest/fixtures/*.h)
 
 GUEST_PROG_SRCS := $(wildcard guest/examples/*.c guest/fixtures/*.c)
@@ -69,19 +76,24 @@ $(GUEST_ELF_DIR)/%.o: guest/examples/%.c $(GUEST_HEADERS) | $(GUEST_ELF_DIR)
 $(GUEST_ELF_DIR)/%.o: guest/fixtures/%.c $(GUEST_HEADERS) | $(GUEST_ELF_DIR)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(GUEST_ELF_DIR)/%.elf: $(GUEST_ELF_DIR)/%.o $(GUEST_FW_OBJS) firmware/guest.ld
-	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_FW_OBJS) $<
+$(GUEST_FW_LIB): $(GUEST_FW_OPT_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(GUEST_ELF_DIR)/%.elf: $(GUEST_ELF_DIR)/%.o $(GUEST_FW_OBJS) $(GUEST_FW_LIB) firmware/guest.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_FW_OBJS) $< $(GUEST_FW_LIB)
 
 # Keep the objects: otherwise make treats them as intermediate files of the
 # pattern rules, deletes them and relinks everything on the next run.
-.SECONDARY: $(GUEST_FW_OBJS) $(patsubst %,$(GUEST_ELF_DIR)/%.o,$(GUEST_PROG_NAMES))
+.SECONDARY: $(GUEST_FW_OBJS) $(GUEST_FW_OPT_OBJS) $(patsubst %,$(GUEST_ELF_DIR)/%.o,$(GUEST_PROG_NAMES))
 
 # The guest SDK: firmware objects, linker script, headers and
 # argovisor-guest.mk (firmware/sdk.mk), which a guest's own Makefile
 # includes to build NAME.elf from NAME.c anywhere.
-sdk: $(GUEST_FW_OBJS) firmware/guest.ld firmware/sdk.mk
+sdk: $(GUEST_FW_OBJS) $(GUEST_FW_LIB) firmware/guest.ld firmware/sdk.mk
 	mkdir -p $(SDK_PREFIX)/lib/firmware $(SDK_PREFIX)/include
 	cp $(GUEST_FW_OBJS) $(SDK_PREFIX)/lib/firmware/
+	cp $(GUEST_FW_LIB) $(SDK_PREFIX)/lib/
 	cp firmware/guest.ld $(SDK_PREFIX)/lib/
 	cp guest/include/*.h $(SDK_PREFIX)/include/
 	cp firmware/sdk.mk $(SDK_PREFIX)/argovisor-guest.mk

@@ -24,9 +24,11 @@ GUEST_LDFLAGS ?= -nostdlib -static -no-pie -Wl,--build-id=none \
 	-Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -T $(ARGOVISOR_SDK)/lib/guest.ld
 
 ARGOVISOR_FW_OBJS := $(wildcard $(ARGOVISOR_SDK)/lib/firmware/*.o)
+# Optional modules (the stream SDK): linked only if the guest calls them.
+ARGOVISOR_FW_LIB := $(ARGOVISOR_SDK)/lib/libargovisor-opt.a
 
 %.o: %.c
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 
 %.elf: %.o $(ARGOVISOR_FW_OBJS) $(ARGOVISOR_SDK)/lib/guest.ld
-	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(ARGOVISOR_FW_OBJS) $(filter %.o,$(filter-out $(ARGOVISOR_FW_OBJS),$^))
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(ARGOVISOR_FW_OBJS) $(filter %.o,$(filter-out $(ARGOVISOR_FW_OBJS),$^)) $(ARGOVISOR_FW_LIB)

@@ -25,7 +25,8 @@ func TestSDKOutOfTree(t *testing.T) {
 	if out, err := exec.Command("make", "-C", repoRoot, "sdk", "SDK_PREFIX="+sdk).CombinedOutput(); err != nil {
 		t.Fatalf("make sdk: %v\n%s", err, out)
 	}
-	for _, f := range []string{"argovisor-guest.mk", "lib/guest.ld", "include/guest.h", "include/argo.h", "include/gnttab.h", "lib/firmware/entry.S.o"} {
+	for _, f := range []string{"argovisor-guest.mk", "lib/guest.ld", "include/guest.h", "include/argo.h", "include/gnttab.h", "include/argo_stream.h",
+		"lib/firmware/entry.S.o", "lib/libargovisor-opt.a"} {
 		if _, err := os.Stat(filepath.Join(sdk, f)); err != nil {
 			t.Errorf("SDK lacks %s: %v", f, err)
 		}
@@ -35,13 +36,16 @@ func TestSDKOutOfTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, src, "Makefile", "ARGOVISOR_SDK ?= "+sdk+"\ninclude $(ARGOVISOR_SDK)/argovisor-guest.mk\nall: mine.elf\n")
+	// It calls the stream SDK, an optional module: linked from the
+	// archive because it is used.
 	writeFile(t, src, "mine.c", `#include <guest.h>
 #include <argo.h>
+#include <argo_stream.h>
 
 int guest_main(void)
 {
     guest_printf("out of tree, domain %u\n", guest_domid());
-    return 0;
+    return argo_stream_init(0) < 0;
 }
 `)
 	if out, err := exec.Command("make", "-C", src).CombinedOutput(); err != nil {
@@ -60,12 +64,14 @@ int guest_main(void)
 	if img.Entry < vmm.KernelBase || img.Symbolize(img.Entry) != "_start+0x0" {
 		t.Errorf("entry %#x (%q), want the firmware's _start", img.Entry, img.Symbolize(img.Entry))
 	}
-	found := false
-	for _, s := range img.Symbols {
-		found = found || s.Name == "guest_main"
-	}
-	if !found {
-		t.Error("guest_main is not in the guest's symbol table")
+	for _, name := range []string{"guest_main", "argo_stream_init"} {
+		found := false
+		for _, s := range img.Symbols {
+			found = found || s.Name == name
+		}
+		if !found {
+			t.Errorf("%s is not in the guest's symbol table", name)
+		}
 	}
 }
 
