@@ -373,6 +373,24 @@ console_log = "crashy.log"
 	if strings.Contains(p.stdout.String(), "[crashy]") {
 		t.Error("crashy's console lines went to stdout as well as its log")
 	}
+
+	// A stream socket through the API (made after start-up: only without
+	// the filter), its connections in the domain's stats.
+	sock := filepath.Join(dir, "echo.sock")
+	echo := writeFile(t, dir, "echo.toml", fmt.Sprintf("[[domain]]\nname = \"echo\"\nkernel = %q\nmemory = \"64M\"\n[domain.params]\nrole = \"server\"\n[domain.stream]\nsocket = \"echo.sock\"\n", guest("streamecho")))
+	p.ctl(t, "create", echo)
+	for deadline := time.Now().Add(testutil.Scaled(time.Minute)); !strings.Contains(p.stdout.String(), "[echo] streamecho: listening"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("echo never listened:\n%s", p.stdout.String())
+		}
+	}
+	c, rd := hostConnect(t, sock, 5000)
+	pumpEcho(t, c, rd, 1<<20, 7)
+	c.Close()
+	st := p.stats(t, "echo")
+	if st.Stream == nil || st.Stream.Socket != sock || st.Stream.HostIn != 1 || st.Stream.BytesToGuest != 1<<20 || st.Stream.BytesFromGuest != 1<<20 {
+		t.Errorf("stream stats %+v", st.Stream)
+	}
 	p.ctl(t, "shutdown")
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Errorf("exit %d after shutdown:\n%s", code, p.stderr.String())

@@ -322,6 +322,9 @@ func (fd fileDomain) toConfig(dir string) (DomainConfig, error) {
 	if err != nil {
 		return DomainConfig{}, err
 	}
+	if sc.Path != "" && pol.Disabled {
+		return DomainConfig{}, errors.New("a stream socket needs Argo (argo.enabled = false)")
+	}
 	dc := DomainConfig{Stream: sc, Name: fd.Name, Label: fd.Label, Kernel: kernel, Memory: mem, VCPUs: int(vcpus), Params: params, Argo: pol, Gnttab: gt,
 		OnExit: Action(fd.OnExit), OnCrash: Action(fd.OnCrash), MaxMemory: maxMem, ReportMemory: fd.ReportMemory, CPUs: cpus}
 	if fd.KernelImage != nil {

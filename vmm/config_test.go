@@ -246,6 +246,14 @@ func TestConfigErrors(t *testing.T) {
 		{"gnttab unknown map_from", "[[domain]]\nname = \"a\"\n" + ok + "[domain.gnttab]\nmap_from = [\"zz\"]\n", "unknown domain \"zz\""},
 		{"param type", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = [1, 2]\n", "param \"x\""},
 		{"param too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.params]\nx = \"" + strings.Repeat("y", 9000) + "\"\n", "params take"},
+		{"stream keys without a socket", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nmax_connections = 4\n", "socket is required"},
+		{"stream max_connections 0", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nmax_connections = 0\n", "max_connections = 0, want 1..126"},
+		{"stream max_connections too many", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nmax_connections = 127\n", "max_connections = 127"},
+		{"stream ring not pages", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nring = 5000\n", "whole pages from 4K to 16M"},
+		{"stream ring too large", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nring = \"32M\"\n", "stream.ring"},
+		{"stream handshake", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nhandshake_timeout = \"soon\"\n", "handshake_timeout = \"soon\""},
+		{"stream unknown key", "[[domain]]\nname = \"a\"\n" + ok + "[domain.stream]\nsocket = \"s\"\nports = [1]\n", "ports"},
+		{"stream without argo", "[[domain]]\nname = \"a\"\n" + ok + "[domain.argo]\nenabled = false\n[domain.stream]\nsocket = \"s\"\n", "a stream socket needs Argo"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.body))
 		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -354,6 +362,7 @@ func TestDecodeDomainJSONImage(t *testing.T) {
 		{pathOnly, DomainJSONOptions{NoFiles: true}, "the kernel must be sent in kernel_image"},
 		{[]byte(`{"name": "p", "memory": "16M"}`), DomainJSONOptions{NoFiles: true}, "kernel_image"},
 		{body(`, "console_log": "/tmp/p.log"`), DomainJSONOptions{NoFiles: true}, "console_log is not available"},
+		{body(`, "stream": {"socket": "/tmp/p.sock"}`), DomainJSONOptions{NoFiles: true}, "stream.socket is not available"},
 		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": ""}`), DomainJSONOptions{}, "kernel_image is empty"},
 		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": "not base64!"}`), DomainJSONOptions{}, "base64"},
 		{[]byte(`{"name": "p", "memory": "16M", "kernel_image": 5}`), DomainJSONOptions{}, "kernel_image must be a string (the kernel's bytes in base64)"},
@@ -365,5 +374,28 @@ func TestDecodeDomainJSONImage(t *testing.T) {
 	// kernel_image is not a config file key.
 	if _, err := ParseConfig("c.toml", []byte("[[domain]]\nname = \"a\"\nkernel_image = \"AAAA\"\nmemory = \"16M\"\n")); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("kernel_image in a config file: %v", err)
+	}
+}
+
+func TestParseStreamConfig(t *testing.T) {
+	p := writeConfig(t, "[[domain]]\nname = \"a\"\nkernel = \"k.elf\"\nmemory = \"16M\"\n"+
+		"[domain.stream]\nsocket = \"run/a.sock\"\nmax_connections = 8\nring = \"1M\"\nhandshake_timeout = \"2s\"\n")
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Domains[0].Stream
+	if want := filepath.Join(filepath.Dir(p), "run/a.sock"); s.Path != want || s.MaxConns != 8 || s.Ring != 1<<20-64 || s.Handshake != 2*time.Second {
+		t.Fatalf("stream %+v, want %s, 8 connections, a 1 MiB ring, 2s", s, want)
+	}
+	// The budget counts the socket: its descriptors and its memory.
+	plain := cfg.Domains[0]
+	plain.Stream.Path = ""
+	with, without := domainUsage(cfg.Domains[0].WithDefaults()), domainUsage(plain.WithDefaults())
+	if d := with[resFiles] - without[resFiles]; d != 1+2*8 {
+		t.Errorf("a stream socket of 8 connections reserves %d more descriptors, want 17", d)
+	}
+	if d := with[resMemory] - without[resMemory]; d != s.Memory() || d < 8*(1<<20) {
+		t.Errorf("a stream socket reserves %d more bytes, want %d", d, s.Memory())
 	}
 }

@@ -108,8 +108,8 @@ func ctlCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // domainFile reads a domain table from a JSON or TOML file and returns it
-// as JSON, with relative kernel and console_log paths made absolute
-// against the file's directory (the VMM may run elsewhere), and the
+// as JSON, with relative kernel, console_log and stream.socket paths made
+// absolute against the file's directory (the VMM may run elsewhere), and the
 // kernel file's contents as kernel_image: a VMM under its seccomp filter
 // cannot open the file itself.
 func domainFile(path string) ([]byte, error) {
@@ -142,10 +142,15 @@ func domainFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"kernel", "console_log"} {
-		if p, ok := table[k].(string); ok && p != "" && !filepath.IsAbs(p) {
-			table[k] = filepath.Join(dir, p)
+	abs := func(m map[string]any, k string) {
+		if p, ok := m[k].(string); ok && p != "" && !filepath.IsAbs(p) {
+			m[k] = filepath.Join(dir, p)
 		}
+	}
+	abs(table, "kernel")
+	abs(table, "console_log")
+	if s, ok := table["stream"].(map[string]any); ok {
+		abs(s, "socket")
 	}
 	if _, given := table["kernel_image"]; !given {
 		if k, ok := table["kernel"].(string); ok && k != "" {

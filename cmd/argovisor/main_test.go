@@ -250,7 +250,7 @@ func TestCtlAgainstAServer(t *testing.T) {
 	sub := filepath.Join(dir, "cfg")
 	os.Mkdir(sub, 0o755)
 	toml := filepath.Join(sub, "d.toml")
-	os.WriteFile(toml, []byte("[[domain]]\nname = \"new\"\nkernel = \"../k.elf\"\nmemory = \"16M\"\nconsole_log = \"new.log\"\n[domain.params]\nn = 3\n"), 0o644)
+	os.WriteFile(toml, []byte("[[domain]]\nname = \"new\"\nkernel = \"../k.elf\"\nmemory = \"16M\"\nconsole_log = \"new.log\"\n[domain.params]\nn = 3\n[domain.stream]\nsocket = \"new.sock\"\n"), 0o644)
 	if code, out, errs = ctl("create", toml); code != 0 || !strings.HasPrefix(out, "created new (domain 3)") {
 		t.Fatalf("create: %d %q %q", code, out, errs)
 	}
@@ -259,7 +259,8 @@ func TestCtlAgainstAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	params, _ := body["params"].(map[string]any)
-	if body["kernel"] != filepath.Join(dir, "k.elf") || body["console_log"] != filepath.Join(sub, "new.log") ||
+	stream, _ := body["stream"].(map[string]any)
+	if body["kernel"] != filepath.Join(dir, "k.elf") || body["console_log"] != filepath.Join(sub, "new.log") || stream["socket"] != filepath.Join(sub, "new.sock") ||
 		body["memory"] != "16M" || params["n"] != float64(3) || body["kernel_image"] != base64.StdEncoding.EncodeToString(kernel) {
 		t.Errorf("create sent %s", f.created)
 	}
