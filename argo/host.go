@@ -63,8 +63,11 @@ type Host struct {
 }
 
 const (
-	hostScratch     = PageSize
-	hostScratchSize = MaxRingSize + 2*PageSize // one maximal message plus arguments
+	hostScratch = PageSize
+	// Operation arguments: a send's addresses and iovs, or a notify's
+	// entries (at most MaxNotifyCount of 20 bytes). A send's payload is
+	// read where the caller has it (hostCaller.parts).
+	hostScratchSize = 4 * PageSize
 	hostRingsStart  = hostScratch + hostScratchSize
 )
 
@@ -130,12 +133,47 @@ func (h *Host) Slice(gpa, n uint64) ([]byte, error) {
 	return h.mem[gpa:end:end], nil
 }
 
-// hostCaller is the Caller for host operations.
-type hostCaller struct{ h *Host }
+// hostCaller is the Caller for host operations. parts, during a Send,
+// are the caller's payload slices, which the op reads in place at the
+// addresses partAddr gives them: the payload is copied once, straight
+// into the receiver's ring, not first into the host's scratch memory.
+type hostCaller struct {
+	h     *Host
+	parts [][]byte
+}
+
+// Addresses at partBase and above name Send's parts, not host memory:
+// part i's byte j is at partBase + i<<partShift + j.
+const (
+	partBase  = 1 << 62
+	partShift = 40
+)
+
+func partAddr(i int) uint64 { return partBase + uint64(i)<<partShift }
+
+// part resolves an address of Send's parts to the n bytes there.
+func (c hostCaller) part(addr, n uint64) ([]byte, bool) {
+	if addr < partBase {
+		return nil, false
+	}
+	i, off := (addr-partBase)>>partShift, (addr-partBase)&(1<<partShift-1)
+	if i >= uint64(len(c.parts)) || off+n < off || off+n > uint64(len(c.parts[i])) {
+		return nil, true
+	}
+	p := c.parts[i]
+	return p[off : off+n : off+n], true
+}
 
 func (c hostCaller) Domain() DomainID { return c.h.id }
 
 func (c hostCaller) ReadGuest(addr uint64, p []byte) error {
+	if b, isPart := c.part(addr, uint64(len(p))); isPart {
+		if b == nil {
+			return errors.New("argo: host part address out of range")
+		}
+		copy(p, b)
+		return nil
+	}
 	b, err := c.h.Slice(addr, uint64(len(p)))
 	if err != nil {
 		return err
@@ -145,7 +183,13 @@ func (c hostCaller) ReadGuest(addr uint64, p []byte) error {
 }
 
 // MapGuest implements hcall.Mapper: host memory is one piece.
-func (c hostCaller) MapGuest(addr, n uint64, _ bool) ([]byte, error) {
+func (c hostCaller) MapGuest(addr, n uint64, write bool) ([]byte, error) {
+	if b, isPart := c.part(addr, n); isPart {
+		if b == nil || write {
+			return nil, errors.New("argo: host part address out of range")
+		}
+		return b, nil
+	}
 	return c.h.Slice(addr, n)
 }
 
@@ -194,7 +238,7 @@ func (h *Host) RegisterRing(port uint32, partner DomainID, length uint32) (*Host
 	for i := range npages {
 		le.PutUint64(args[64+i*8:], base/PageSize+i)
 	}
-	_, err := result(h.a.Op(hostCaller{h}, OpRegisterRing, hostScratch, hostScratch+64, npages, 0))
+	_, err := result(h.a.Op(hostCaller{h: h}, OpRegisterRing, hostScratch, hostScratch+64, npages, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +265,7 @@ func (r *HostRing) Unregister() error {
 	le.PutUint32(args[0:], r.Port)
 	le.PutUint16(args[4:], uint16(r.Partner))
 	le.PutUint16(args[6:], 0)
-	_, err := result(h.a.Op(hostCaller{h}, OpUnregisterRing, hostScratch, 0, 0, 0))
+	_, err := result(h.a.Op(hostCaller{h: h}, OpUnregisterRing, hostScratch, 0, 0, 0))
 	if err == nil || err == Errno(ENOENT) {
 		// Gone from Argo: nothing can write the memory any more.
 		r.gone = true
@@ -267,7 +311,7 @@ func (r *HostRing) Recv() (Message, error) {
 	if err != nil {
 		return m, err
 	}
-	h.a.Op(hostCaller{h}, OpNotify, 0, 0, 0, 0)
+	h.a.Op(hostCaller{h: h}, OpNotify, 0, 0, 0, 0)
 	return m, nil
 }
 
@@ -356,19 +400,16 @@ func (h *Host) Send(dst Addr, srcPort, msgType uint32, parts ...[]byte) (int, er
 	args := h.mem[hostScratch:]
 	encodeAddr(args[0:], Addr{Port: srcPort, Domain: h.id})
 	encodeAddr(args[8:], dst)
-	data := uint64(hostScratch + PageSize)
 	for i, p := range parts {
-		if data+uint64(len(p)) > hostRingsStart {
+		if uint64(len(p)) > MaxMessageSize {
 			return 0, Errno(EMSGSIZE)
 		}
-		copy(h.mem[data:], p)
 		iv := args[16+i*sizeofIOV:]
-		le.PutUint64(iv[0:], data)
+		le.PutUint64(iv[0:], partAddr(i))
 		le.PutUint32(iv[8:], uint32(len(p)))
 		le.PutUint32(iv[12:], 0)
-		data += uint64(len(p))
 	}
-	return result(h.a.Op(hostCaller{h}, OpSendv, hostScratch, hostScratch+16, uint64(len(parts)), uint64(msgType)))
+	return result(h.a.Op(hostCaller{h: h, parts: parts}, OpSendv, hostScratch, hostScratch+16, uint64(len(parts)), uint64(msgType)))
 }
 
 // NotifyEntry is one xen_argo_ring_data_ent for Host.Notify.
@@ -385,7 +426,7 @@ func (h *Host) Notify(ents []NotifyEntry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(ents) == 0 {
-		_, err := result(h.a.Op(hostCaller{h}, OpNotify, 0, 0, 0, 0))
+		_, err := result(h.a.Op(hostCaller{h: h}, OpNotify, 0, 0, 0, 0))
 		return err
 	}
 	args := h.mem[hostScratch:]
@@ -402,7 +443,7 @@ func (h *Host) Notify(ents []NotifyEntry) error {
 		le.PutUint32(b[12:], e.SpaceRequired)
 		le.PutUint32(b[16:], e.MaxMessageSize)
 	}
-	_, err := result(h.a.Op(hostCaller{h}, OpNotify, hostScratch, 0, 0, 0))
+	_, err := result(h.a.Op(hostCaller{h: h}, OpNotify, hostScratch, 0, 0, 0))
 	for i := range ents {
 		b := args[sizeofRingData+i*sizeofRingDataEnt:]
 		ents[i].Flags = le.Uint16(b[8:])
