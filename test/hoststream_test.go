@@ -423,6 +423,7 @@ func TestStreamEchoExample(t *testing.T) {
 	}
 	proc := startRun(t, "[echo] streamecho: listening on port 5000", writeFile(t, dir, "echo.toml", cfg))
 	c, rd := hostConnect(t, sock, 5000)
+	c.SetDeadline(time.Now().Add(testutil.Scaled(time.Minute)))
 	io.WriteString(c, "hello from the README\n")
 	if line, err := rd.ReadString('\n'); err != nil || line != "hello from the README\n" {
 		t.Fatalf("echo: %q, %v", line, err)
