@@ -234,12 +234,19 @@ func (c *conn) domainGone() {
 	c.drainAll()
 	c.mu.Lock()
 	c.gone = true
+	// A guest that sent its FIN before it ended closed gracefully: the
+	// connection ends as closed once the writer has written the rest (the
+	// host side can send nothing more).
+	fin := c.gotFin
+	if fin {
+		c.sentFin = true
+	}
 	writerDone := c.wroteFin // it wrote the guest's FIN and returned
 	c.cond.Broadcast()
 	uc := c.uc
 	c.mu.Unlock()
 	if writerDone {
-		c.abort(false)
+		c.finishIfDone()
 		return
 	}
 	// Bounds a write in progress too, and whatever else keeps the
@@ -282,7 +289,7 @@ func (c *conn) writer() {
 				return
 			}
 		}
-		if gone {
+		if gone && !fin {
 			c.abort(false)
 			return
 		}
@@ -298,12 +305,10 @@ func (c *conn) writer() {
 			}
 			c.mu.Lock()
 			c.wroteFin = true
-			gone = c.gone
 			c.mu.Unlock()
-			if gone {
-				c.abort(false)
-				return
-			}
+			// Closed, if we sent our FIN too or the domain has gone
+			// (domainGone then counts ours as sent); else the reader's
+			// FIN or domainGone closes it.
 			c.finishIfDone()
 			return
 		}

@@ -1,6 +1,7 @@
 package hostsock
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -292,5 +293,24 @@ func TestCloseEndsGoroutines(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a connection's goroutines still run after Close:\n%s", st)
 		}
+	}
+}
+
+// A guest that sent FIN and then ended at once closed gracefully: all its
+// data arrives, the connection ends as closed and no reset is counted,
+// whichever of the bridge and the domain's end came first.
+func TestFinThenDomainEndIsNoReset(t *testing.T) {
+	e := newEnv(t, Config{})
+	const port = stream.FirstConnPort
+	_, peer, uc := e.guestConnect(t, port)
+	e.gsend(t, port, peer, stream.MsgData, bytes.Repeat([]byte("z"), 3000))
+	e.gsend(t, port, peer, stream.MsgShutdown, stream.Shutdown(stream.ShutFin))
+	e.s.Down()
+	if n := readAllLen(t, uc); n != 3000 {
+		t.Fatalf("read %d bytes, want 3000", n)
+	}
+	e.waitIdle(t, 5*time.Second)
+	if st := e.s.Stats(); st.Resets != 0 {
+		t.Fatalf("stats %+v: a graceful close counted as a reset", st)
 	}
 }
