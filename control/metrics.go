@@ -17,6 +17,7 @@ type collector struct {
 	argoMsgs, argoBytes, argoEAGAIN, argoNotifies *prometheus.Desc
 	argoWakeups, argoErrors, argoRings            *prometheus.Desc
 	argoSuppressed, argoWaits                     *prometheus.Desc
+	argoSpaceWaits, waitsHow, doorbells           *prometheus.Desc
 
 	memPages, memBacking, memMoves *prometheus.Desc
 
@@ -51,18 +52,21 @@ func newCollector(b Backend) *collector {
 		argoRings:    d("argo_rings", "Argo rings registered now."),
 		argoSuppressed: d("argo_virqs_suppressed_total",
 			"Argo messages that raised no VIRQ because the receiver's event index or polling flag said so."),
-		argoWaits:    d("argo_waits_total", "Argo waits in the VMM that found their rings, all (result=any) and those that slept (result=blocked).", "result"),
-		memPages:     d("memory_reservation_pages", "Memory reservation in pages: current (Xen's tot_pages) and max.", "kind"),
-		memBacking:   d("memory_backing_bytes", "Host memory the domain's RAM memfd holds now."),
-		memMoves:     d("memory_frames_total", "Frames moved by memory_op and grant transfer, by kind.", "kind"),
-		gntMaps:      d("gnttab_maps_total", "Grant maps."),
-		gntUnmaps:    d("gnttab_unmaps_total", "Grant unmaps."),
-		gntCopies:    d("gnttab_copies_total", "Grant copies."),
-		gntCopyBytes: d("gnttab_copy_bytes_total", "Bytes copied by grant copies."),
-		gntRevoked:   d("gnttab_revoked_total", "This domain's mappings revoked (granter died or policy)."),
-		gntMapped:    d("gnttab_mapped", "Live grant mappings now."),
-		gntErrors:    d("gnttab_errors_total", "Failed grant-table elements and calls, by GNTST status or errno name.", "error"),
-		streamActive: d("stream_connections", "Connections of the domain's stream socket open now."),
+		argoWaits:      d("argo_waits_total", "Argo waits in the VMM that found their rings, all (result=any) and those that slept (result=blocked).", "result"),
+		argoSpaceWaits: d("argo_space_waits_total", "Batched sends that slept in the VMM for ring space (ARGO_BATCH_WAIT_SPACE)."),
+		waitsHow:       d("vcpu_waits_total", "Blocking Argo waits answered while the vCPU polled (polled) and those that slept (slept).", "how"),
+		doorbells:      d("doorbells_total", "Hypercalls made through the doorbell page (ok) and other accesses to it, ignored (bad).", "kind"),
+		memPages:       d("memory_reservation_pages", "Memory reservation in pages: current (Xen's tot_pages) and max.", "kind"),
+		memBacking:     d("memory_backing_bytes", "Host memory the domain's RAM memfd holds now."),
+		memMoves:       d("memory_frames_total", "Frames moved by memory_op and grant transfer, by kind.", "kind"),
+		gntMaps:        d("gnttab_maps_total", "Grant maps."),
+		gntUnmaps:      d("gnttab_unmaps_total", "Grant unmaps."),
+		gntCopies:      d("gnttab_copies_total", "Grant copies."),
+		gntCopyBytes:   d("gnttab_copy_bytes_total", "Bytes copied by grant copies."),
+		gntRevoked:     d("gnttab_revoked_total", "This domain's mappings revoked (granter died or policy)."),
+		gntMapped:      d("gnttab_mapped", "Live grant mappings now."),
+		gntErrors:      d("gnttab_errors_total", "Failed grant-table elements and calls, by GNTST status or errno name.", "error"),
+		streamActive:   d("stream_connections", "Connections of the domain's stream socket open now."),
 		streamConns: d("stream_connections_total",
 			"Stream connections made: from the host to the guest (host_to_guest) and from the guest to PATH_port (guest_to_host).", "direction"),
 		streamRefused:  d("stream_refused_total", "Stream connections refused (no listener, nobody at PATH_port, over budget, not running, not accepted in time)."),
@@ -76,7 +80,7 @@ func newCollector(b Backend) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.vcpus, c.memory, c.uptime, c.restarts, c.exits, c.hypercalls,
 		c.hcErrors, c.virqs, c.argoMsgs, c.argoBytes, c.argoEAGAIN, c.argoNotifies, c.argoWakeups, c.argoErrors,
-		c.argoRings, c.argoSuppressed, c.argoWaits, c.memPages, c.memBacking, c.memMoves, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors,
+		c.argoRings, c.argoSuppressed, c.argoWaits, c.argoSpaceWaits, c.waitsHow, c.doorbells, c.memPages, c.memBacking, c.memMoves, c.gntMaps, c.gntUnmaps, c.gntCopies, c.gntCopyBytes, c.gntRevoked, c.gntMapped, c.gntErrors,
 		c.streamActive, c.streamConns, c.streamRefused, c.streamResets, c.streamBadInput, c.streamDropped, c.streamBytes} {
 		ch <- d
 	}
@@ -118,6 +122,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.argoSuppressed, a.Suppressed)
 		counter(c.argoWaits, a.Waits, "any")
 		counter(c.argoWaits, a.WaitsBlocked, "blocked")
+		counter(c.argoSpaceWaits, a.SpaceWaits)
+		counter(c.waitsHow, s.WaitsPolled, "polled")
+		counter(c.waitsHow, s.WaitsSlept, "slept")
+		counter(c.doorbells, s.Doorbells, "ok")
+		counter(c.doorbells, s.DoorbellBad, "bad")
 		m := s.Reservation
 		gauge(c.memPages, float64(m.CurrentPages), "current")
 		gauge(c.memPages, float64(m.MaxPages), "max")
