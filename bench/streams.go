@@ -103,6 +103,21 @@ func (sl *streamLab) connect() (*net.UnixConn, *bufio.Reader, error) {
 	return c.(*net.UnixConn), rd, nil
 }
 
+// session runs f over one connection to a fresh streamLab's guest in role.
+func session(o *Options, role string, extra map[string]string, f func(sl *streamLab, c *net.UnixConn, rd *bufio.Reader) (sample, error)) (sample, error) {
+	sl, err := newStreamLab(o, role, extra)
+	if err != nil {
+		return sample{}, err
+	}
+	defer sl.close()
+	c, rd, err := sl.connect()
+	if err != nil {
+		return sample{}, err
+	}
+	defer c.Close()
+	return f(sl, c, rd)
+}
+
 // counts are the guest's exits (less its console's) and interrupts now.
 func (sl *streamLab) counts() transitions {
 	st := sl.d.Stats()
@@ -117,34 +132,26 @@ func (t transitions) since(s transitions, per float64) *transitions {
 // guest's echo server through the socket (µs), with the guest's exits and
 // interrupts per round trip.
 func streamHostRTT(size int) func(*Options) (sample, error) {
+	const n, warm = 5000, 200
 	return func(o *Options) (sample, error) {
-		const n, warm = 5000, 200
-		sl, err := newStreamLab(o, "server", nil)
-		if err != nil {
-			return sample{}, err
-		}
-		defer sl.close()
-		c, rd, err := sl.connect()
-		if err != nil {
-			return sample{}, err
-		}
-		defer c.Close()
-		buf := make([]byte, size)
-		var start time.Time
-		var s0 transitions
-		for i := range n + warm {
-			if i == warm {
-				start, s0 = time.Now(), sl.counts()
+		return session(o, "server", nil, func(sl *streamLab, c *net.UnixConn, rd *bufio.Reader) (sample, error) {
+			buf := make([]byte, size)
+			var start time.Time
+			var s0 transitions
+			for i := range n + warm {
+				if i == warm {
+					start, s0 = time.Now(), sl.counts()
+				}
+				if _, err := c.Write(buf); err != nil {
+					return sample{}, err
+				}
+				if _, err := io.ReadFull(rd, buf); err != nil {
+					return sample{}, fmt.Errorf("round trip %d: %w", i, err)
+				}
 			}
-			if _, err := c.Write(buf); err != nil {
-				return sample{}, err
-			}
-			if _, err := io.ReadFull(rd, buf); err != nil {
-				return sample{}, fmt.Errorf("round trip %d: %w", i, err)
-			}
-		}
-		el := time.Since(start)
-		return sample{v: float64(el.Nanoseconds()) / n / 1e3, t: sl.counts().since(s0, n)}, nil
+			el := time.Since(start)
+			return sample{v: float64(el.Nanoseconds()) / n / 1e3, t: sl.counts().since(s0, n)}, nil
+		})
 	}
 }
 
@@ -158,36 +165,29 @@ func streamHost(size int) func(*Options) (sample, error) {
 			total = 32 << 20 // TCG: the same path, fewer bytes
 		}
 		count := total / size
-		sl, err := newStreamLab(o, "sink", map[string]string{"conns": "1", "ring": strconv.Itoa(streamBenchRing)})
-		if err != nil {
-			return sample{}, err
-		}
-		defer sl.close()
-		c, rd, err := sl.connect()
-		if err != nil {
-			return sample{}, err
-		}
-		defer c.Close()
-		buf := make([]byte, size)
-		start, s0 := time.Now(), sl.counts()
-		for range count {
-			if _, err := c.Write(buf); err != nil {
+		sink := map[string]string{"conns": "1", "ring": strconv.Itoa(streamBenchRing)}
+		return session(o, "sink", sink, func(sl *streamLab, c *net.UnixConn, rd *bufio.Reader) (sample, error) {
+			buf := make([]byte, size)
+			start, s0 := time.Now(), sl.counts()
+			for range count {
+				if _, err := c.Write(buf); err != nil {
+					return sample{}, err
+				}
+			}
+			if err := c.CloseWrite(); err != nil {
 				return sample{}, err
 			}
-		}
-		if err := c.CloseWrite(); err != nil {
-			return sample{}, err
-		}
-		// The guest closes once it has read it all: end of file here.
-		if _, err := io.Copy(io.Discard, rd); err != nil {
-			return sample{}, err
-		}
-		el := time.Since(start)
-		t := sl.counts().since(s0, float64(count))
-		if err := sl.waitLine("streamecho: sink got " + strconv.Itoa(total)); err != nil {
-			return sample{}, err
-		}
-		return sample{v: float64(total) / el.Seconds() / 1e6, t: t}, nil
+			// The guest closes once it has read it all: end of file here.
+			if _, err := io.Copy(io.Discard, rd); err != nil {
+				return sample{}, err
+			}
+			el := time.Since(start)
+			t := sl.counts().since(s0, float64(count))
+			if err := sl.waitLine("streamecho: sink got " + strconv.Itoa(total)); err != nil {
+				return sample{}, err
+			}
+			return sample{v: float64(total) / el.Seconds() / 1e6, t: t}, nil
+		})
 	}
 }
 

@@ -47,31 +47,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// vmmProc is a running `argovisor run`.
-type vmmProc struct {
+// cliProc is a running argovisor command.
+type cliProc struct {
 	cmd            *exec.Cmd
-	sock           string
 	stdout, stderr syncBuffer
 	done           chan struct{}
 	code           int
 }
 
-// startVMM runs `argovisor run --api-sock SOCK args...` and waits until
-// the API answers. Without a --seccomp flag in args the filter is on (the
-// default), so domains created through the API and restarted by their
-// policy are built under it. The process is killed with the test if
-// still running.
-func startVMM(t *testing.T, args ...string) *vmmProc {
+// startCLI starts the argovisor binary with args. The process is killed
+// with the test if still running, and the test fails if it panicked,
+// raced or was killed by the seccomp filter.
+func startCLI(t *testing.T, args ...string) *cliProc {
 	t.Helper()
-	return startVMMAt(t, filepath.Join(t.TempDir(), "api.sock"), args...)
-}
-
-// startVMMAt is startVMM on the socket path sock.
-func startVMMAt(t *testing.T, sock string, args ...string) *vmmProc {
-	t.Helper()
-	requireKVM(t)
-	p := &vmmProc{sock: sock, done: make(chan struct{})}
-	p.cmd = exec.Command(cliPath, append([]string{"run", "--api-sock", p.sock}, args...)...)
+	p := &cliProc{done: make(chan struct{})}
+	p.cmd = exec.Command(cliPath, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,9 +89,33 @@ func startVMMAt(t *testing.T, sock string, args ...string) *vmmProc {
 		}
 		if s := p.stderr.String(); strings.Contains(s, "panic:") || strings.Contains(s, "DATA RACE") ||
 			strings.Contains(s, "killed by "+syscall.SIGSYS.String()) {
-			t.Errorf("argovisor run panicked, raced or was killed by the seccomp filter:\n%s", s)
+			t.Errorf("argovisor panicked, raced or was killed by the seccomp filter:\n%s", s)
 		}
 	})
+	return p
+}
+
+// vmmProc is a running `argovisor run --api-sock`.
+type vmmProc struct {
+	*cliProc
+	sock string
+}
+
+// startVMM runs `argovisor run --api-sock SOCK args...` and waits until
+// the API answers. Without a --seccomp flag in args the filter is on (the
+// default), so domains created through the API and restarted by their
+// policy are built under it. The process is killed with the test if
+// still running.
+func startVMM(t *testing.T, args ...string) *vmmProc {
+	t.Helper()
+	return startVMMAt(t, filepath.Join(t.TempDir(), "api.sock"), args...)
+}
+
+// startVMMAt is startVMM on the socket path sock.
+func startVMMAt(t *testing.T, sock string, args ...string) *vmmProc {
+	t.Helper()
+	requireKVM(t)
+	p := &vmmProc{cliProc: startCLI(t, append([]string{"run", "--api-sock", sock}, args...)...), sock: sock}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-p.done:
@@ -167,7 +181,7 @@ func (p *vmmProc) waitState(t *testing.T, name, state string, limit time.Duratio
 }
 
 // wait waits for the process to exit and returns its status.
-func (p *vmmProc) wait(t *testing.T, limit time.Duration) int {
+func (p *cliProc) wait(t *testing.T, limit time.Duration) int {
 	t.Helper()
 	limit = testutil.Scaled(limit)
 	select {

@@ -30,58 +30,18 @@ func streamDomain(name, sock string, memory string, params map[string]string) st
 	return s + fmt.Sprintf("[domain.stream]\nsocket = %q\n", sock)
 }
 
-// runProc is a running `argovisor run CONFIG` without a control API.
-type runProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
-	done           chan struct{}
-	code           int
-}
-
 // startRun runs `argovisor run args...` (the filter on, as by default)
-// and waits until stdout has the line ready. The process is killed with
-// the test if still running.
-func startRun(t *testing.T, ready string, args ...string) *runProc {
+// and waits until stdout has the line ready.
+func startRun(t *testing.T, ready string, args ...string) *cliProc {
 	t.Helper()
 	requireKVM(t)
-	p := &runProc{done: make(chan struct{})}
-	p.cmd = exec.Command(cliPath, append([]string{"run"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); ok {
-			p.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.stderr.Write([]byte("(killed by " + ws.Signal().String() + ")\n"))
-			}
-		}
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if s := p.stderr.String(); strings.Contains(s, "panic:") || strings.Contains(s, "DATA RACE") || strings.Contains(s, "killed by") {
-			t.Errorf("argovisor run panicked, raced or was killed:\n%s", s)
-		}
-	})
+	p := startCLI(t, append([]string{"run"}, args...)...)
 	p.waitLine(t, ready, time.Minute)
 	return p
 }
 
 // waitLine waits until stdout has a line containing sub.
-func (p *runProc) waitLine(t *testing.T, sub string, limit time.Duration) {
+func (p *cliProc) waitLine(t *testing.T, sub string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(testutil.Scaled(limit))
 	for !strings.Contains(p.stdout.String(), sub) {
@@ -99,21 +59,9 @@ func (p *runProc) waitLine(t *testing.T, sub string, limit time.Duration) {
 	}
 }
 
-// wait waits for the process to exit and returns its status.
-func (p *runProc) wait(t *testing.T, limit time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(testutil.Scaled(limit)):
-		t.Fatalf("argovisor run still running after %v:\n%s\n%s", limit, p.stdout.String(), p.stderr.String())
-	}
-	return -1
-}
-
 // echoServer starts a VMM with one streamecho server domain ("echo") on
 // stream port 5000 behind a socket, and returns the socket's path.
-func echoServer(t *testing.T, params map[string]string) (*runProc, string) {
+func echoServer(t *testing.T, params map[string]string) (*cliProc, string) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "echo.sock")
