@@ -381,7 +381,6 @@ func (c *conn) drainLimit(limit int) {
 				}
 				c.mu.Lock()
 				c.peerPort, c.peerRing = m.Source.Port, a.RingLen
-				peer = m.Source.Port
 				c.mu.Unlock()
 				c.handshakeDone(true)
 			case stream.MsgReset:

@@ -107,15 +107,8 @@ func mustLine(t *testing.T, c *console, name, line string) {
 // that comes back, on three connections one after the other; the server
 // ends after the third.
 func TestStreamGuestEcho(t *testing.T) {
-	const n, conns = 1 << 20, 3
 	var c console
-	ds := streamGuestRun(t, &c, streamGuestPair(
-		kv("role", "server", "conns", strconv.Itoa(conns)),
-		kv("role", "client", "peer", "$srv", "conns", strconv.Itoa(conns), "bytes", strconv.Itoa(n)))...)
-	mustOK(t, &c, ds["cli"], 2*time.Minute)
-	mustOK(t, &c, ds["srv"], time.Minute)
-	mustLine(t, &c, "cli", fmt.Sprintf("streamecho: client ok %d bytes", conns*n))
-	mustLine(t, &c, "srv", fmt.Sprintf("streamecho: served %d connections, %d bytes", conns, conns*n))
+	ds := echoRounds(t, &c, 3, 1<<20)
 	mustLine(t, &c, "srv", "streamecho: stats: dropped 0, resets sent 0, received 0")
 	for _, d := range ds {
 		if st := d.ArgoStats(); st.Rings != 0 {
@@ -144,15 +137,22 @@ func TestStreamGuestManyConns(t *testing.T) {
 // connections' rings, 100 connections with the default ring (65 pages
 // each side) would need about 26 MiB of each 16 MiB domain.
 func TestStreamGuestRingReuse(t *testing.T) {
-	const conns, n = 100, 4096
 	var c console
-	ds := streamGuestRun(t, &c, streamGuestPair(
+	echoRounds(t, &c, 100, 4096)
+}
+
+// echoRounds runs a server for conns connections and a client that echoes
+// n bytes through each in turn, and checks both counted all of them.
+func echoRounds(t *testing.T, c *console, conns, n int) map[string]*vmm.Domain {
+	t.Helper()
+	ds := streamGuestRun(t, c, streamGuestPair(
 		kv("role", "server", "conns", strconv.Itoa(conns)),
 		kv("role", "client", "peer", "$srv", "conns", strconv.Itoa(conns), "bytes", strconv.Itoa(n)))...)
-	mustOK(t, &c, ds["cli"], 2*time.Minute)
-	mustOK(t, &c, ds["srv"], time.Minute)
-	mustLine(t, &c, "cli", fmt.Sprintf("streamecho: client ok %d bytes", conns*n))
-	mustLine(t, &c, "srv", fmt.Sprintf("streamecho: served %d connections, %d bytes", conns, conns*n))
+	mustOK(t, c, ds["cli"], 2*time.Minute)
+	mustOK(t, c, ds["srv"], time.Minute)
+	mustLine(t, c, "cli", fmt.Sprintf("streamecho: client ok %d bytes", conns*n))
+	mustLine(t, c, "srv", fmt.Sprintf("streamecho: served %d connections, %d bytes", conns, conns*n))
+	return ds
 }
 
 // A source sends 8 MiB and closes; the sink checks the pattern and reads
